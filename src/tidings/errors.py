@@ -1,0 +1,57 @@
+"""The one exception tree of Tidings.
+
+Every error Tidings raises on purpose is a ``TidingsError``; its message says what went wrong
+and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
+
+    TidingsError
+    ├── ConfigError            the configuration file is missing or invalid (names the key)
+    ├── InputError             one input record cannot be accepted (names record, field, reason)
+    │   └── UnknownFormatError     the record matches no known change-event format
+    ├── StoreError             the database cannot be reached, migrated or written
+    └── WindowError            a window cannot be closed as asked (for example a bad --at time)
+"""
+
+from __future__ import annotations
+
+
+class TidingsError(Exception):
+    """Base class for every error Tidings raises on purpose."""
+
+
+class ConfigError(TidingsError):
+    """The configuration is missing or invalid; ``problems`` lists each ``(key, reason)``."""
+
+    def __init__(self, problems: list[tuple[str, str]], path: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.path = path
+        where = f" in {path}" if path else ""
+        lines = "\n".join(f"  {key}: {reason}" for key, reason in problems)
+        super().__init__(f"invalid configuration{where}:\n{lines}")
+
+
+class InputError(TidingsError):
+    """One input record was rejected. It is quarantined, never dropped."""
+
+    def __init__(self, reason: str, *, field: str | None = None, record: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        self.record = record
+        parts = []
+        if record:
+            parts.append(f"record {record}")
+        if field:
+            parts.append(f"field {field!r}")
+        prefix = ", ".join(parts)
+        super().__init__(f"{prefix}: {reason}" if prefix else reason)
+
+
+class UnknownFormatError(InputError):
+    """The record looks like none of the accepted formats (native, DMS, Debezium)."""
+
+
+class StoreError(TidingsError):
+    """The store cannot be opened, migrated or written; the message says which and why."""
+
+
+class WindowError(TidingsError):
+    """A window cannot be closed as asked."""

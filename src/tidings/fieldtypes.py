@@ -1,0 +1,173 @@
+"""Normalise field values by their declared type so that equal meaning gives equal values.
+
+``"1.0"`` and ``"1"`` as a decimal both become ``"1"``; ``"2025-08-06T00:00:00"`` as a date
+becomes ``"2025-08-06"``. A change of representation is therefore never reported as a change.
+Fields that are not declared keep their JSON value as it came. ``None`` (null) is a value of
+every type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tidings.config import EntityType, FieldType
+from tidings.errors import InputError
+from tidings.model import JSONValue
+
+Normaliser = Callable[[Any], JSONValue]
+
+_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", "0", "no", "n"})
+
+
+def _string(value: Any) -> JSONValue:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise ValueError(f"expected text, got {type(value).__name__}")
+
+
+def _int(value: Any) -> JSONValue:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            try:
+                number = Decimal(value.strip())
+            except InvalidOperation:
+                pass
+            else:
+                if number == number.to_integral_value():
+                    return int(number)
+    raise ValueError(f"expected a whole number, got {value!r}")
+
+
+def canonical_decimal(number: Decimal) -> str:
+    if not number.is_finite():
+        raise ValueError(f"expected a finite decimal, got {number}")
+    if number == 0:
+        return "0"
+    text = format(number.normalize(), "f")
+    return text
+
+
+def _decimal(value: Any) -> JSONValue:
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal number, got a boolean")
+    if isinstance(value, int):
+        return str(value)
+    try:
+        number = Decimal(str(value).strip()) if isinstance(value, str | float) else None
+    except InvalidOperation:
+        number = None
+    if number is None:
+        raise ValueError(f"expected a decimal number, got {value!r}")
+    return canonical_decimal(number)
+
+
+def _parse_datetime(text: str) -> datetime:
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
+
+
+def _date(value: Any) -> JSONValue:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date like 2025-08-06, got {value!r}")
+    if len(value) == 10:
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    try:
+        moment = _parse_datetime(value)
+    except ValueError:
+        raise ValueError(f"expected a date like 2025-08-06, got {value!r}") from None
+    if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
+        raise ValueError(f"expected a date, got a time of day in {value!r}; declare it as datetime")
+    return moment.date().isoformat()
+
+
+def _datetime(zone: tzinfo) -> Normaliser:
+    def normalise(value: Any) -> JSONValue:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a date and time like 2025-08-06T09:30:00Z, got {value!r}")
+        try:
+            moment = _parse_datetime(value)
+        except ValueError:
+            raise ValueError(
+                f"expected a date and time like 2025-08-06T09:30:00Z, got {value!r}"
+            ) from None
+        if moment.tzinfo is None:
+            # Naive times (common in DMS exports) are local wall-clock times in the configured zone.
+            moment = moment.replace(tzinfo=zone)
+        return moment.astimezone(UTC).isoformat()
+
+    return normalise
+
+
+def _bool(value: Any) -> JSONValue:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def normaliser_for(kind: FieldType, zone: tzinfo) -> Normaliser:
+    return {
+        FieldType.STRING: _string,
+        FieldType.INT: _int,
+        FieldType.DECIMAL: _decimal,
+        FieldType.DATE: _date,
+        FieldType.DATETIME: _datetime(zone),
+        FieldType.BOOL: _bool,
+    }[kind]
+
+
+class RecordNormaliser:
+    """Normalises the records of one entity type; built once, used for every event."""
+
+    __slots__ = ("_normalisers",)
+
+    def __init__(self, entity: EntityType, zone: tzinfo) -> None:
+        self._normalisers: dict[str, Normaliser] = {
+            name: normaliser_for(spec.type, zone) for name, spec in entity.fields.items()
+        }
+
+    def __call__(self, data: Mapping[str, Any]) -> dict[str, JSONValue]:
+        """Return the canonical record; raises ``InputError`` naming the first bad field."""
+        out: dict[str, JSONValue] = {}
+        normalisers = self._normalisers
+        for name, value in data.items():
+            if value is None:
+                out[name] = None
+                continue
+            normalise = normalisers.get(name)
+            if normalise is None:
+                out[name] = value
+                continue
+            try:
+                out[name] = normalise(value)
+            except ValueError as exc:
+                raise InputError(str(exc), field=f"data.{name}") from None
+        return out
