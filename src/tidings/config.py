@@ -115,9 +115,12 @@ class WindowConfig(_Frozen):
     def _one_mode(self) -> WindowConfig:
         if self.cutoff is not None and (self.quiet is not None or self.max_wait is not None):
             raise ValueError("set either cutoff (daily) or quiet/max_wait (quiet period), not both")
-        if self.quiet is not None and self.max_wait is not None:
-            if parse_duration(self.max_wait) < parse_duration(self.quiet):
-                raise ValueError("max_wait must be at least as long as quiet")
+        if (
+            self.quiet is not None
+            and self.max_wait is not None
+            and parse_duration(self.max_wait) < parse_duration(self.quiet)
+        ):
+            raise ValueError("max_wait must be at least as long as quiet")
         return self
 
     @property
@@ -196,7 +199,9 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def parse_config(data: dict[str, Any], *, path: str | None = None, base_dir: Path | None = None) -> Config:
+def parse_config(
+    data: dict[str, Any], *, path: str | None = None, base_dir: Path | None = None
+) -> Config:
     """Validate a parsed TOML document; relative SQLite paths resolve against ``base_dir``."""
     try:
         config = Config.model_validate(data)
@@ -215,7 +220,7 @@ def parse_config(data: dict[str, Any], *, path: str | None = None, base_dir: Pat
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration file (``--config``, ``$TIDINGS_CONFIG``, ``./tidings.toml``)."""
+    """Read and validate the config (``--config``, ``$TIDINGS_CONFIG``, ``./tidings.toml``)."""
     chosen = Path(path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
     try:
         text = chosen.read_text(encoding="utf-8")

@@ -145,7 +145,9 @@ class IngestStats:
     duplicates: int = 0
     stale: int = 0
     quarantined: int = 0
-    skipped: int = 0  # records that are deliberately not events (DMS control records, skipped entities)
+    skipped: int = (
+        0  # records that are deliberately not events (DMS control records, skipped entities)
+    )
 
     def __add__(self, other: IngestStats) -> IngestStats:
         return IngestStats(

@@ -50,7 +50,9 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent:
     op_text = record.get("op")
     op = _OPS.get(op_text) if isinstance(op_text, str) else None
     if op is None:
-        raise InputError(f"expected one of upsert, patch, delete, load; got {op_text!r}", field="op")
+        raise InputError(
+            f"expected one of upsert, patch, delete, load; got {op_text!r}", field="op"
+        )
     seq = record.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise InputError(f"expected an integer, got {seq!r}", field="seq")

@@ -1,0 +1,174 @@
+"""The Python API: everything the CLI does, for programs.
+
+    from tidings.api import Tidings
+    with Tidings.open("tidings.toml") as app:
+        app.ingest_files(["edits.jsonl"])
+        result = app.close()          # a CloseResult; result.to_json() is the documented JSON
+
+Time is injected (``clock``), so tests and simulations decide what "now" is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import delete, func, select
+
+from tidings.config import Config, load_config
+from tidings.errors import InputError
+from tidings.explain import Explanation, explain
+from tidings.ingest import Ingestor, Line, Rejection, Validator, read_lines
+from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
+from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
+from tidings.sources import Format
+from tidings.store.codec import to_us
+from tidings.store.database import Database, open_database
+from tidings.store.schema import PENDING, events, quarantine, windows
+from tidings.window.close import WindowCloser
+from tidings.window.schedule import Schedule, default_close_time, schedule_for
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tidings:
+    """One configured Tidings instance on one store."""
+
+    def __init__(
+        self, config: Config, *, db: Database | None = None, clock: Clock = system_clock
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.db = db if db is not None else open_database(config.store.url)
+        self._ingestor = Ingestor(self.db, config, clock)
+        self._closer = WindowCloser(self.db, config, clock)
+        self.schedule: Schedule = schedule_for(config.window, config.tz)
+
+    @classmethod
+    def open(cls, config_path: str | Path | None = None, *, clock: Clock = system_clock) -> Tidings:
+        return cls(load_config(config_path), clock=clock)
+
+    def __enter__(self) -> Tidings:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.db.dispose()
+
+    # Ingest
+    def ingest_lines(
+        self,
+        lines: Iterable[Line],
+        fmt: Format = Format.AUTO,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> IngestStats:
+        return self._ingestor.ingest(lines, fmt, on_batch)
+
+    def ingest_files(
+        self,
+        paths: Sequence[str | Path],
+        fmt: Format = Format.AUTO,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> IngestStats:
+        """Ingest JSON Lines files (``-`` is standard input)."""
+        with ExitStack() as stack:
+
+            def all_lines() -> Iterator[Line]:
+                for path in paths:
+                    if str(path) == "-":
+                        yield from read_lines("<stdin>", sys.stdin.buffer)
+                    else:
+                        handle = stack.enter_context(Path(path).open("rb"))
+                        yield from read_lines(str(path), handle)
+
+            return self.ingest_lines(all_lines(), fmt, on_batch)
+
+    def ingest_events(self, changes: Iterable[ChangeEvent], origin: str = "api") -> IngestStats:
+        """Ingest events built in Python; an invalid one raises ``InputError``, none stored."""
+        validator = Validator(self.config)
+        batch: list[tuple[ChangeEvent, str | None]] = []
+        skipped = 0
+        for event in changes:
+            checked = validator.check(event)
+            if checked is None:
+                skipped += 1
+            else:
+                batch.append((checked, origin))
+        return self._ingestor.write(batch, (), skipped)
+
+    # Windows
+    def default_close_time(self) -> datetime:
+        return default_close_time(self.schedule, self.clock())
+
+    def preview(self, at: datetime | None = None) -> CloseResult:
+        return self._closer.preview(at or self.default_close_time())
+
+    def close(
+        self, at: datetime | None = None, on_progress: Callable[[int, int], None] | None = None
+    ) -> CloseResult:
+        return self._closer.close(at or self.default_close_time(), on_progress)
+
+    def pending_count(self) -> int:
+        with self.db.read() as conn:
+            return int(
+                conn.scalar(
+                    select(func.count()).select_from(events).where(events.c.status == PENDING)
+                )
+                or 0
+            )
+
+    def last_close(self) -> datetime | None:
+        with self.db.read() as conn:
+            value = conn.scalar(select(func.max(windows.c.closes_at_us)))
+        from tidings.store.codec import from_us
+
+        return None if value is None else from_us(int(value))
+
+    # Audit
+    def explain(
+        self, source: str, entity: str, key: str, at: datetime | None = None
+    ) -> Explanation:
+        return explain(
+            self.db, self.config, EntityRef(source, entity, key), at or self.default_close_time()
+        )
+
+    def prune(self) -> int:
+        """Delete folded and stale events older than the retention period; pending ones stay."""
+        cutoff = to_us(self.clock() - timedelta(days=self.config.audit.retention_days))
+        with self.db.write() as conn:
+            removed = conn.execute(
+                delete(events).where(events.c.status != PENDING, events.c.ingested_us < cutoff)
+            ).rowcount
+            conn.execute(
+                delete(quarantine).where(
+                    quarantine.c.status != "open", quarantine.c.received_us < cutoff
+                )
+            )
+        return int(removed)
+
+    # Quarantine
+    def quarantined(self, status: str | None = "open", limit: int = 1000) -> list[Entry]:
+        return entries(self.db, status, limit)
+
+    def replay(self, ids: Sequence[int], replacement: bytes | None = None) -> list[ReplayOutcome]:
+        return replay(
+            self.db, self._ingestor, Validator(self.config), ids, self.clock(), replacement
+        )
+
+    def discard(self, ids: Sequence[int]) -> int:
+        return discard(self.db, ids, self.clock())
+
+
+__all__ = ["Format", "InputError", "Line", "Rejection", "Tidings", "system_clock"]

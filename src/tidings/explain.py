@@ -1,0 +1,198 @@
+"""Explain one entity: its baseline, each event folded since, and the resulting net change.
+
+So anyone can see why a person was, or was not, told something: every pending event is shown
+with the state after it (or why it was not applied), and past windows show what was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from tidings.config import Config
+from tidings.errors import InputError
+from tidings.ledger.fold import Step, fold
+from tidings.ledger.netchange import address
+from tidings.model import Change, EntityRef, Record
+from tidings.store.codec import from_us, loads, to_us
+from tidings.store.database import Database
+from tidings.store.schema import PENDING, STALE, digest_changes, entities, events, windows
+
+_STATUS = {0: "pending", 1: "folded", 2: "stale"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    id: str
+    seq: int
+    op: str
+    at: datetime
+    data: Record | None
+    status: str  # pending | folded | stale | waiting (after the window) | stale-now
+    window_id: int | None
+    origin: str | None
+    state_after: Record | None
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    window_id: int
+    closes_at: datetime
+    recipient: str
+    kind: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    ref: EntityRef
+    closes_at: datetime
+    baseline: Record | None
+    baseline_seq: int | None
+    baseline_window: int | None
+    pending: tuple[EventLine, ...]
+    history: tuple[EventLine, ...]
+    current: Record | None
+    changes: tuple[tuple[str | None, Change], ...]
+    told: tuple[Told, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        def line(e: EventLine) -> dict[str, Any]:
+            return {
+                "id": e.id,
+                "seq": e.seq,
+                "op": e.op,
+                "at": e.at.isoformat(),
+                "data": e.data,
+                "status": e.status,
+                "window_id": e.window_id,
+                "origin": e.origin,
+                "state_after": e.state_after,
+            }
+
+        return {
+            "source": self.ref.source,
+            "entity": self.ref.entity,
+            "key": self.ref.key,
+            "closes_at": self.closes_at.isoformat(),
+            "baseline": self.baseline,
+            "baseline_seq": self.baseline_seq,
+            "baseline_window": self.baseline_window,
+            "pending": [line(e) for e in self.pending],
+            "history": [line(e) for e in self.history],
+            "current": self.current,
+            "changes": [{"recipient": r, **c.to_json()} for r, c in self.changes],
+            "told": [
+                {
+                    "window_id": t.window_id,
+                    "closes_at": t.closes_at.isoformat(),
+                    "recipient": t.recipient,
+                    "kind": t.kind,
+                    "fields": t.fields,
+                }
+                for t in self.told
+            ],
+        }
+
+
+def explain(
+    db: Database, config: Config, ref: EntityRef, closes_at: datetime, history: int = 20
+) -> Explanation:
+    etype = config.entities.get(ref.entity)
+    if etype is None:
+        raise InputError(
+            f"entity type {ref.entity!r} is not declared in the config", field="entity"
+        )
+    until = to_us(closes_at)
+    with db.read() as conn:
+        base_row = conn.execute(
+            select(entities.c.baseline, entities.c.seq, entities.c.window_id).where(
+                entities.c.source == ref.source,
+                entities.c.entity == ref.entity,
+                entities.c.key == ref.key,
+            )
+        ).first()
+        rows = conn.execute(
+            select(events)
+            .where(
+                events.c.source == ref.source,
+                events.c.entity == ref.entity,
+                events.c.key == ref.key,
+            )
+            .order_by(events.c.seq, events.c.ingested_us)
+        ).all()
+        told_rows = conn.execute(
+            select(digest_changes, windows.c.closes_at_us)
+            .join(windows, windows.c.id == digest_changes.c.window_id)
+            .where(
+                digest_changes.c.source == ref.source,
+                digest_changes.c.entity == ref.entity,
+                digest_changes.c.key == ref.key,
+            )
+            .order_by(digest_changes.c.window_id)
+        ).all()
+    baseline = loads(base_row.baseline) if base_row else None
+    baseline_seq = base_row.seq if base_row else None
+    due = [r for r in rows if r.status == PENDING and r.at_us <= until]
+    folded = fold(baseline, baseline_seq, [Step(r.id, r.seq, r.op, loads(r.data)) for r in due])
+    # Re-run the fold one step at a time to show the state after each applied event.
+    after: dict[str, Record | None] = {}
+    applied_ids = {s.id for s in folded.applied}
+    prefix: list[Step] = []
+    for step in folded.applied:
+        prefix.append(step)
+        after[step.id] = fold(baseline, baseline_seq, prefix).current
+    pending_lines = []
+    for r in rows:
+        if r.status != PENDING:
+            continue
+        if r.at_us > until:
+            status = "waiting (after this window)"
+        elif r.id in applied_ids:
+            status = "pending"
+        else:
+            status = "stale (seq not above the baseline)"
+        pending_lines.append(_line(r, status, after.get(r.id)))
+    past = [r for r in rows if r.status != PENDING][-history:]
+    history_lines = [
+        _line(
+            r,
+            _STATUS[r.status] + (" (seq not above the baseline)" if r.status == STALE else ""),
+            None,
+        )
+        for r in past
+    ]
+    changes, _ = address(etype, ref, folded.baseline, folded.current)
+    told = tuple(
+        Told(t.window_id, from_us(t.closes_at_us), t.recipient, t.kind, loads(t.fields))
+        for t in told_rows
+    )
+    return Explanation(
+        ref,
+        closes_at,
+        baseline,
+        baseline_seq,
+        base_row.window_id if base_row else None,
+        tuple(pending_lines),
+        tuple(history_lines),
+        folded.current,
+        tuple(changes),
+        told,
+    )
+
+
+def _line(row: Any, status: str, state_after: Record | None) -> EventLine:
+    return EventLine(
+        row.id,
+        row.seq,
+        row.op,
+        from_us(row.at_us),
+        loads(row.data),
+        status,
+        row.window_id,
+        row.origin,
+        state_after,
+    )

@@ -1,0 +1,126 @@
+"""Opening the database: engine set-up per backend, migrations, transactions and locks.
+
+SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` for writing transactions, so a writer holds
+the lock from its first statement and never fails half-way on a busy database. PostgreSQL uses
+an advisory lock: ingest takes it shared, a window close exclusive, so no event can be added to
+the entities a close is folding between its read and its update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from tidings.errors import StoreError
+
+_LOCK_KEY = 0x7469_6469  # "tidi": the advisory lock that orders ingests and closes
+_READ_ONLY = "tidings_read_only"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how each transaction starts (see below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Database:
+    """A migrated database and how to run transactions on it."""
+
+    engine: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self, *, exclusive: bool = False) -> Iterator[Connection]:
+        """A writing transaction; ``exclusive`` keeps out every other writer (window close)."""
+        try:
+            with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                    conn.execute(text(f"SELECT {lock}(:k)"), {"k": _LOCK_KEY})
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc.__class__.__name__}: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction with a consistent view."""
+        try:
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    if not self.is_sqlite:
+                        conn.exec_driver_sql(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                        )
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc.__class__.__name__}: {exc}") from exc
+
+    def insert(self, table: Table) -> Any:
+        """A dialect insert that supports ``on_conflict_do_*``."""
+        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("tidings.store") / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Connect to ``url`` and bring its schema to the newest migration."""
+    try:
+        if url.startswith("sqlite"):
+            engine = _sqlite_engine(url)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        if migrate:
+            command.upgrade(alembic_config(engine), "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot open the store at {engine_url_for_humans(url)}: {exc.__class__.__name__}: "
+            f"{exc.args[0] if exc.args else exc}; check [store] url in the config"
+        ) from exc
+    return Database(engine)
+
+
+def engine_url_for_humans(url: str) -> str:
+    """The URL without its password, safe to print."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

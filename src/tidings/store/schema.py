@@ -1,0 +1,111 @@
+"""The database schema, written once in SQLAlchemy Core and created by Alembic migrations.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): portable between SQLite
+and PostgreSQL, cheap to compare, and exact. Records are stored as canonical JSON text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+# Event status: where an event is in its life.
+PENDING, FOLDED, STALE = 0, 1, 2
+
+# The event log: every accepted event, kept for audit (``tidings prune`` trims it).
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("entity", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("op", String(10), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("data", Text, nullable=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("window_id", Integer, nullable=True),
+    Column("origin", String(300), nullable=True),
+    Column("ingested_us", BigInteger, nullable=False),
+    Index("ix_events_entity", "source", "entity", "key", "seq"),
+    # Only pending events are indexed for the close, so the index stays small as the log grows.
+    Index(
+        "ix_events_pending",
+        "at_us",
+        sqlite_where=text("status = 0"),
+        postgresql_where=text("status = 0"),
+    ),
+    Index("ix_events_ingested", "ingested_us"),
+)
+
+# The ledger: per entity, the baseline as of the last close (``None`` data = absent).
+entities = Table(
+    "entities",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("entity", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("baseline", Text, nullable=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("window_id", Integer, nullable=True),
+)
+
+windows = Table(
+    "windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("closes_at_us", BigInteger, nullable=False),
+    Column("closed_us", BigInteger, nullable=False),
+    Column("entities", Integer, nullable=False),
+    Column("events_folded", Integer, nullable=False),
+    Column("events_stale", Integer, nullable=False),
+    Column("net_changes", Integer, nullable=False),
+    Column("vanished", Integer, nullable=False),
+    Column("unaddressed", Integer, nullable=False),
+    Column("digests", Integer, nullable=False),
+)
+
+# What each recipient is told, per window: the persisted digests.
+digest_changes = Table(
+    "digest_changes",
+    metadata,
+    Column("window_id", Integer, primary_key=True),
+    Column("recipient", String(200), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("entity", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("fields", Text, nullable=False),
+    Index("ix_digest_changes_recipient", "recipient", "window_id"),
+)
+
+# Input that could not be accepted, with where it came from and why; can be replayed.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_us", BigInteger, nullable=False),
+    Column("origin", String(300), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("record", String(300), nullable=True),
+    Column("field", String(200), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("status", String(10), nullable=False, server_default="open"),
+    Column("resolved_us", BigInteger, nullable=True),
+    Index("ix_quarantine_status", "status", "id"),
+)

@@ -1,0 +1,1 @@
+"""Windows: when they close (``schedule``, pure) and closing one (``close``)."""
