@@ -1,0 +1,403 @@
+"""The ``tidings`` command line: a thin layer over ``tidings.api`` that prints with Rich."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tidings.api import Tidings
+from tidings.config import DEFAULT_PATH, ENV_VAR, Config
+from tidings.errors import TidingsError
+from tidings.explain import EventLine, Explanation
+from tidings.ingest import Line
+from tidings.model import CloseResult, IngestStats
+from tidings.sources import Format
+from tidings.window.schedule import local_instant
+from tidings.wording import describe
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+quarantine_app = typer.Typer(
+    no_args_is_help=False, help="List, replay or discard input that could not be accepted."
+)
+app.add_typer(quarantine_app, name="quarantine")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Config file (default ${ENV_VAR} or ./{DEFAULT_PATH})."),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="When the window closes: an ISO time (naive = config timezone) or a date "
+        "(that day's cutoff). Default: the most recent cutoff.",
+    ),
+]
+
+
+def _open(config: Path | None) -> Tidings:
+    return Tidings.open(config)
+
+
+def parse_at(text: str | None, cfg: Config, default: datetime) -> datetime:
+    if text is None:
+        return default
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            cutoff = cfg.window.cutoff_time or time(23, 59, 59)
+            return local_instant(day, cutoff, cfg.tz)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a time; use e.g. 2025-08-06T18:00+01:00 or 2025-08-06"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=cfg.tz)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(DEFAULT_PATH),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config."""
+    if path.exists() and not force:
+        err.print(f"[red]{path} exists[/]; use --force to overwrite it")
+        raise typer.Exit(2)
+    path.write_text(resources.files("tidings").joinpath("starter.toml").read_text("utf-8"))
+    out.print(f"Wrote {path}. Edit the [entities] tables to match your data.")
+
+
+def _lines_with_progress(paths: list[str], progress: Progress) -> Iterator[Line]:
+    for name in paths:
+        if name == "-":
+            task = progress.add_task("<stdin>", total=None)
+            for number, raw in enumerate(sys.stdin.buffer, start=1):
+                progress.advance(task, len(raw))
+                yield Line("<stdin>", number, raw)
+            continue
+        task = progress.add_task(Path(name).name, total=os.path.getsize(name))
+        with open(name, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                progress.advance(task, len(raw))
+                yield Line(name, number, raw)
+
+
+def _progress(*, transient: bool = True) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+    )
+
+
+def print_ingest(stats: IngestStats, console: Console = out) -> None:
+    table = Table(title="Ingest", show_header=False)
+    table.add_row("accepted", f"{stats.accepted:,}")
+    table.add_row("duplicates", f"{stats.duplicates:,}")
+    table.add_row("stale", f"{stats.stale:,}")
+    table.add_row("skipped (not events)", f"{stats.skipped:,}")
+    style = "bold red" if stats.quarantined else ""
+    table.add_row("quarantined", f"[{style}]{stats.quarantined:,}[/]" if style else "0")
+    console.print(table)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[str], typer.Argument(help="JSON Lines files; - reads standard input.")],
+    fmt: Annotated[
+        Format, typer.Option("--format", help="Force a format instead of detecting it.")
+    ] = Format.AUTO,
+    config: ConfigOption = None,
+) -> None:
+    """Validate and store change events. Exits 1 when any line was quarantined."""
+    for name in files:
+        if name != "-" and not Path(name).is_file():
+            raise typer.BadParameter(f"{name} is not a file", param_hint="FILES")
+    with _open(config) as tidings, _progress() as progress:
+        stats = tidings.ingest_lines(_lines_with_progress(files, progress), fmt)
+    print_ingest(stats)
+    if stats.quarantined:
+        err.print("Some input was quarantined: see [bold]tidings quarantine[/].")
+        raise typer.Exit(1)
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def print_close(result: CloseResult, cfg: Config, *, title: str, console: Console = out) -> None:
+    s = result.stats
+    table = Table(title=f"{title} at {result.closes_at.isoformat()}", show_header=False)
+    table.add_row("entities with events", f"{s.entities:,}")
+    table.add_row("events folded", f"{s.events_folded:,}")
+    table.add_row("stale events", f"{s.events_stale:,}")
+    table.add_row("entities whose edits cancelled out", f"{s.vanished:,}")
+    table.add_row("net changes", f"{s.net_changes:,}")
+    table.add_row("changes naming nobody", f"{s.unaddressed:,}")
+    table.add_row("people to tell", f"{len(result.digests):,}")
+    console.print(table)
+    kinds: dict[str, int] = {}
+    for digest in result.digests:
+        for change in digest.changes:
+            kinds[change.kind.value] = kinds.get(change.kind.value, 0) + 1
+    if kinds:
+        by_kind = Table(title="Changes by kind")
+        by_kind.add_column("kind")
+        by_kind.add_column("count", justify="right")
+        for kind, count in sorted(kinds.items()):
+            by_kind.add_row(kind, f"{count:,}")
+        console.print(by_kind)
+
+
+def print_digests(result: CloseResult, cfg: Config, limit: int) -> None:
+    for digest in result.digests[:limit]:
+        body = "\n".join(line for c in digest.changes for line in describe(c, cfg))
+        out.print(Panel(body, title=f"for {digest.recipient}", expand=False))
+    if len(result.digests) > limit:
+        out.print(f"... and {len(result.digests) - limit:,} more (use --json for all)")
+
+
+@app.command()
+def preview(
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the digests as JSON.")] = False,
+    show: Annotated[int, typer.Option(help="How many digests to show in words.")] = 5,
+    config: ConfigOption = None,
+) -> None:
+    """Show what closing the window would produce, without changing anything."""
+    with _open(config) as tidings:
+        result = tidings.preview(parse_at(at, tidings.config, tidings.default_close_time()))
+        if as_json:
+            _json(result.to_json())
+            return
+        print_close(result, tidings.config, title="Preview of the window closing")
+        print_digests(result, tidings.config, show)
+
+
+@app.command()
+def close(
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the digests as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Close the window: fold pending events into net changes and persist the digests."""
+    with _open(config) as tidings:
+        when = parse_at(at, tidings.config, tidings.default_close_time())
+        with _progress() as progress:
+            task = progress.add_task("closing", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = tidings.close(when, advance)
+        if as_json:
+            _json(result.to_json())
+            return
+        print_close(result, tidings.config, title=f"Window {result.window_id} closed")
+
+
+def _record_table(title: str, record: dict[str, Any] | None) -> Table:
+    table = Table(title=title)
+    table.add_column("field")
+    table.add_column("value")
+    if record is None:
+        table.add_row("(absent)", "")
+    else:
+        for name, value in sorted(record.items()):
+            table.add_row(name, repr(value))
+    return table
+
+
+def _events_table(title: str, lines: tuple[EventLine, ...]) -> Table:
+    table = Table(title=title)
+    for column in ("seq", "op", "at", "data", "status", "window", "from"):
+        table.add_column(column)
+    for e in lines:
+        data = "" if e.data is None else orjson.dumps(e.data).decode()
+        table.add_row(
+            str(e.seq),
+            e.op,
+            e.at.isoformat(),
+            data,
+            e.status,
+            "" if e.window_id is None else str(e.window_id),
+            e.origin or "",
+        )
+    return table
+
+
+def print_explanation(ex: Explanation, cfg: Config) -> None:
+    out.print(f"[bold]{ex.ref}[/] as of a window closing at {ex.closes_at.isoformat()}")
+    out.print(_events_table("Earlier events", ex.history))
+    base_title = "Baseline" + (
+        f" (after window {ex.baseline_window}, seq {ex.baseline_seq})"
+        if ex.baseline_window
+        else " (never closed)"
+    )
+    out.print(_record_table(base_title, dict(ex.baseline) if ex.baseline else None))
+    out.print(_events_table("Pending events, in seq order", ex.pending))
+    out.print(_record_table("Current state", dict(ex.current) if ex.current else None))
+    if not ex.changes:
+        out.print(
+            "[bold]Net change: nothing[/] (no event since the baseline changes a field "
+            "that is not ignored)"
+        )
+    for recipient, change in ex.changes:
+        who = recipient or "nobody (the record names no recipient)"
+        out.print(Panel("\n".join(describe(change, cfg)), title=f"would tell {who}", expand=False))
+    for told in ex.told:
+        out.print(
+            f"window {told.window_id} ({told.closes_at.isoformat()}): told "
+            f"{told.recipient} '{told.kind}' about {', '.join(told.fields) or 'it'}"
+        )
+
+
+@app.command()
+def explain(
+    source: str,
+    entity: str,
+    key: str,
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show one record's baseline, each event since, and the resulting net change."""
+    with _open(config) as tidings:
+        ex = tidings.explain(
+            source, entity, key, parse_at(at, tidings.config, tidings.default_close_time())
+        )
+        if as_json:
+            _json(ex.to_json())
+        else:
+            print_explanation(ex, tidings.config)
+
+
+@app.command()
+def prune(config: ConfigOption = None) -> None:
+    """Delete folded events older than [audit] retention_days."""
+    with _open(config) as tidings:
+        removed = tidings.prune()
+    out.print(f"Removed {removed:,} events older than {tidings.config.audit.retention_days} days.")
+
+
+@quarantine_app.callback(invoke_without_command=True)
+def quarantine_list(
+    ctx: typer.Context,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include replayed and discarded.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List quarantined input (open entries unless --all)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _open(config) as tidings:
+        found = tidings.quarantined(None if show_all else "open")
+    if as_json:
+        _json(
+            [
+                {
+                    "id": e.id,
+                    "origin": e.origin,
+                    "line": e.line,
+                    "format": e.format,
+                    "record": e.record,
+                    "field": e.field,
+                    "reason": e.reason,
+                    "raw": e.raw,
+                    "status": e.status,
+                    "received": e.received.isoformat(),
+                }
+                for e in found
+            ]
+        )
+        return
+    table = Table(title=f"Quarantine ({len(found)} {'entries' if show_all else 'open'})")
+    for column in ("id", "from", "record", "field", "reason", "status"):
+        table.add_column(column)
+    for e in found:
+        table.add_row(
+            str(e.id), f"{e.origin}:{e.line}", e.record or "", e.field or "", e.reason, e.status
+        )
+    out.print(table)
+    if found and not show_all:
+        out.print(
+            "Fix the config and [bold]tidings quarantine replay ID[/], or give a corrected "
+            "line with [bold]--line[/]; [bold]tidings quarantine discard ID[/] drops one."
+        )
+
+
+@quarantine_app.command("show")
+def quarantine_show(entry_id: int, config: ConfigOption = None) -> None:
+    """Print one quarantined line as it arrived (to fix it and replay it)."""
+    with _open(config) as tidings:
+        found = [e for e in tidings.quarantined(None, 1_000_000) if e.id == entry_id]
+    if not found:
+        err.print(f"no quarantine entry {entry_id}")
+        raise typer.Exit(2)
+    sys.stdout.write(found[0].raw + "\n")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ids: list[int],
+    line: Annotated[
+        str | None, typer.Option(help="A corrected line to ingest instead (one id only).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ingest quarantined lines again; an entry is resolved once its line is accepted."""
+    with _open(config) as tidings:
+        outcomes = tidings.replay(ids, None if line is None else line.encode())
+    failed = 0
+    for o in outcomes:
+        if o.accepted:
+            out.print(f"{o.id}: accepted")
+        else:
+            failed += 1
+            out.print(f"{o.id}: [red]still rejected[/]: {o.reason}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@quarantine_app.command("discard")
+def quarantine_discard(ids: list[int], config: ConfigOption = None) -> None:
+    """Mark quarantined lines as deliberately dropped (kept for the record)."""
+    with _open(config) as tidings:
+        count = tidings.discard(ids)
+    out.print(f"Discarded {count} entries.")
+
+
+def main() -> None:
+    try:
+        app()
+    except TidingsError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,59 @@
+"""Net changes in plain words, using the labels and field types from the config.
+
+Used by the CLI and the demo to show a person's digest the way they would read it:
+"Placement 1632184: Start date is now 13 August 2025 (was 6 August 2025)."
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from tidings.config import Config, EntityType, FieldType
+from tidings.model import Change, Digest, JSONValue, Kind
+
+
+def format_value(etype: EntityType, field: str, value: JSONValue, config: Config) -> str:
+    if value is None or value == "":
+        return "(blank)"
+    spec = etype.fields.get(field)
+    kind = spec.type if spec else None
+    if kind is FieldType.DATE and isinstance(value, str):
+        day = date.fromisoformat(value)
+        return f"{day.day} {day:%B %Y}"
+    if kind is FieldType.DATETIME and isinstance(value, str):
+        moment = datetime.fromisoformat(value).astimezone(config.tz)
+        return f"{moment.day} {moment:%B %Y at %H:%M}"
+    if kind is FieldType.BOOL:
+        return "yes" if value else "no"
+    return str(value)
+
+
+def describe(change: Change, config: Config) -> list[str]:
+    """One headline and a line per field, in plain words."""
+    etype = config.entities.get(change.ref.entity) or EntityType(name=change.ref.entity)
+    name = f"{etype.display_name.capitalize()} {change.ref.key}"
+    headline = {
+        Kind.CREATED: f"{name} was added.",
+        Kind.ADDED: f"{name} is now yours.",
+        Kind.UPDATED: f"{name} has changed:",
+        Kind.DELETED: f"{name} was removed.",
+        Kind.REMOVED: f"{name} is no longer yours.",
+    }[change.kind]
+    lines = [headline]
+    for field, fc in change.fields.items():
+        label = etype.label_of(field)
+        if change.kind is Kind.UPDATED:
+            lines.append(
+                f"  {label} is now {format_value(etype, field, fc.after, config)} "
+                f"(was {format_value(etype, field, fc.before, config)})."
+            )
+        elif change.kind in (Kind.CREATED, Kind.ADDED) and fc.after is not None:
+            lines.append(f"  {label}: {format_value(etype, field, fc.after, config)}")
+    return lines
+
+
+def describe_digest(digest: Digest, config: Config) -> str:
+    parts = [f"What changed for {digest.recipient}:"]
+    for change in digest.changes:
+        parts.extend("  " + line for line in describe(change, config))
+    return "\n".join(parts)
