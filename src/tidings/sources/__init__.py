@@ -41,6 +41,8 @@ def detect(record: Mapping[str, Any]) -> Format:
     metadata = record.get("metadata")
     if isinstance(metadata, Mapping) and "record-type" in metadata:
         return Format.DMS
+    if "payload" in record and record["payload"] is None:
+        return Format.DEBEZIUM  # a tombstone: Debezium's empty follow-up to a delete
     payload = record.get("payload", record)
     if isinstance(payload, Mapping) and "op" in payload and "source" in payload:
         return Format.DEBEZIUM

@@ -15,6 +15,7 @@ from typing import Any
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.model import ChangeEvent, Op
+from tidings.sources.fields import key_field, key_of, object_at, text_at
 
 # Debezium sends the whole row in ``after``, so an update is an upsert, not a patch.
 _OPS = {"c": Op.UPSERT, "u": Op.UPSERT, "d": Op.DELETE, "r": Op.LOAD}
@@ -34,13 +35,13 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
     if isinstance(op_text, str) and op_text in _NOT_ROW_CHANGES:
         return None
     op = _op(op_text, f"{prefix}op")
-    meta = _object(payload, "source", prefix)
-    entity = _text(meta, "table", f"{prefix}source")
+    meta = object_at(payload, "source", prefix)
+    entity = text_at(meta, "table", f"{prefix}source")
     source = _source_name(meta, f"{prefix}source")
     # With the default replica identity ``before`` holds only the key, so it serves deletes only.
     row_name = "before" if op is Op.DELETE else "after"
-    row = _object(payload, row_name, prefix)
-    key = _key(row, _key_field(config, entity), f"{prefix}{row_name}")
+    row = object_at(payload, row_name, prefix)
+    key = key_of(row, key_field(config, entity), f"{prefix}{row_name}")
     event_id = "debezium:" + hashlib.sha256(raw).hexdigest()[:32]
     ts_ms = _ts_ms(payload, meta, prefix)
     at = _EPOCH + timedelta(milliseconds=ts_ms)
@@ -55,20 +56,6 @@ def _op(value: Any, path: str) -> Op:
     return op
 
 
-def _object(container: Mapping[str, Any], name: str, prefix: str) -> Mapping[str, Any]:
-    value = container.get(name)
-    if not isinstance(value, Mapping):
-        raise InputError(f"expected an object, found {value!r}", field=f"{prefix}{name}")
-    return value
-
-
-def _text(meta: Mapping[str, Any], name: str, path: str) -> str:
-    value = meta.get(name)
-    if not isinstance(value, str) or not value:
-        raise InputError(f"expected a non-empty string, found {value!r}", field=f"{path}.{name}")
-    return value
-
-
 def _source_name(meta: Mapping[str, Any], path: str) -> str:
     for name in ("name", "db"):
         value = meta.get(name)
@@ -77,24 +64,6 @@ def _source_name(meta: Mapping[str, Any], path: str) -> str:
     found = meta.get("name", meta.get("db"))
     raise InputError(
         f"expected a non-empty string in name or db, found {found!r}", field=f"{path}.name"
-    )
-
-
-def _key_field(config: Config, entity: str) -> str:
-    # An undeclared entity is keyed by "id" here; ingest rejects it with its own message.
-    etype = config.entities.get(entity)
-    return etype.key if etype else "id"
-
-
-def _key(row: Mapping[str, Any], field: str, path: str) -> str:
-    value = row.get(field)
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    found = "nothing" if value is None else repr(value)
-    raise InputError(
-        f"expected the key as a string or integer, found {found}", field=f"{path}.{field}"
     )
 
 

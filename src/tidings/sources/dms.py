@@ -15,6 +15,7 @@ from typing import Any
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.model import ChangeEvent, Op
+from tidings.sources.fields import key_field, key_of, object_at, text_at
 
 # DMS sends the whole row on update, so an update is an upsert, not a patch.
 _OPS = {"load": Op.LOAD, "insert": Op.UPSERT, "update": Op.UPSERT, "delete": Op.DELETE}
@@ -23,7 +24,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | None:
-    metadata = _object(record, "metadata")
+    metadata = object_at(record, "metadata")
     record_type = metadata.get("record-type")
     if record_type == "control":
         return None
@@ -32,22 +33,15 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
             f"expected 'data' or 'control', found {record_type!r}", field="metadata.record-type"
         )
     op = _op(metadata.get("operation"))
-    source = _text(metadata, "schema-name")
-    entity = _text(metadata, "table-name")
+    source = text_at(metadata, "schema-name", "metadata")
+    entity = text_at(metadata, "table-name", "metadata")
     at = _timestamp(metadata.get("timestamp"))
-    data = _object(record, "data")
-    key = _key(data, _key_field(config, entity))
+    data = object_at(record, "data")
+    key = key_of(data, key_field(config, entity), "data")
     event_id = "dms:" + hashlib.sha256(raw).hexdigest()[:32]
     seq = (at - _EPOCH) // _MICROSECOND
     row = None if op is Op.DELETE else data
     return ChangeEvent(event_id, source, entity, key, op, seq, at, row)
-
-
-def _object(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    if not isinstance(value, Mapping):
-        raise InputError(f"expected an object, found {value!r}", field=name)
-    return value
 
 
 def _op(value: Any) -> Op:
@@ -58,13 +52,6 @@ def _op(value: Any) -> Op:
             field="metadata.operation",
         )
     return op
-
-
-def _text(metadata: Mapping[str, Any], name: str) -> str:
-    value = metadata.get(name)
-    if not isinstance(value, str) or not value:
-        raise InputError(f"expected a non-empty string, found {value!r}", field=f"metadata.{name}")
-    return value
 
 
 def _timestamp(value: Any) -> datetime:
@@ -80,21 +67,3 @@ def _timestamp(value: Any) -> datetime:
         # DMS writes UTC but does not always say so.
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _key_field(config: Config, entity: str) -> str:
-    # An undeclared entity is keyed by "id" here; ingest rejects it with its own message.
-    etype = config.entities.get(entity)
-    return etype.key if etype else "id"
-
-
-def _key(data: Mapping[str, Any], field: str) -> str:
-    value = data.get(field)
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    found = "nothing" if value is None else repr(value)
-    raise InputError(
-        f"expected the key as a string or integer, found {found}", field=f"data.{field}"
-    )
