@@ -181,30 +181,29 @@ class Ingestor:
         with self._db.write() as conn:
             fresh, duplicates = self._new_events(conn, batch)
             baseline_seqs = self._baseline_seqs(conn, fresh)
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             stale = 0
             for event, origin in fresh:
                 known = baseline_seqs.get((event.source, event.entity, event.key))
                 is_stale = known is not None and event.seq <= known
                 stale += is_stale
                 rows.append(
-                    {
-                        "id": event.id,
-                        "source": event.source,
-                        "entity": event.entity,
-                        "key": event.key,
-                        "seq": event.seq,
-                        "op": event.op.value,
-                        "at_us": to_us(event.at),
-                        "data": None if event.data is None else dumps(event.data),
-                        "status": STALE if is_stale else PENDING,
-                        "window_id": None,
-                        "origin": origin,
-                        "ingested_us": now_us,
-                    }
+                    (
+                        event.id,
+                        event.source,
+                        event.entity,
+                        event.key,
+                        event.seq,
+                        event.op.value,
+                        to_us(event.at),
+                        None if event.data is None else dumps(event.data),
+                        STALE if is_stale else PENDING,
+                        origin,
+                        now_us,
+                    )
                 )
             if rows:
-                conn.execute(events.insert(), rows)
+                insert_events(conn, rows)
             fresh_rejections = [r for r in rejected if not _already_quarantined(conn, r)]
             if fresh_rejections:
                 rows_q = [_quarantine_row(r, now_us) for r in fresh_rejections]
@@ -237,6 +236,29 @@ class Ingestor:
                 if seq is not None:
                     found[(source, entity, key)] = seq
         return found
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "source",
+    "entity",
+    "key",
+    "seq",
+    "op",
+    "at_us",
+    "data",
+    "status",
+    "origin",
+    "ingested_us",
+)
+
+
+def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The hot path: one driver-level ``executemany`` of plain tuples (no per-row mapping)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+    marks = ", ".join([mark] * len(_EVENT_COLUMNS))
+    conn.exec_driver_sql(f"INSERT INTO events ({columns}) VALUES ({marks})", list(rows))
 
 
 def _already_quarantined(conn: Connection, rejection: Rejection) -> bool:

@@ -19,7 +19,6 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from tidings.errors import StoreError
 
@@ -28,7 +27,8 @@ _READ_ONLY = "tidings_read_only"
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+    # The default pool keeps connections open: closing the last one checkpoints the WAL.
+    engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,274 @@
+"""Benchmark: ingest 1,000,000 native events over 100,000 entities into SQLite, then close.
+
+Baseline, measured in the same run on the same machine: a bare ``executemany`` upsert of the
+same number of rows into an equivalent SQLite table (same columns, key and indexes), with the
+rows already built in memory, so it is the floor for "writing that many rows".
+
+Each phase runs in its own process so its peak memory is its own. Usage:
+    python bench/ingest_close.py [--events N] [--entities N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+CLOSE_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
+START = datetime(2025, 8, 6, 7, 0, tzinfo=UTC)
+CONFIG = """
+timezone = "Europe/London"
+[store]
+url = "sqlite:///{db}"
+[window]
+cutoff = "18:00"
+[ingest]
+batch_size = 10000
+[entities.Placement]
+key = "id"
+recipient = "traineeId"
+ignore = ["updatedAt", "amendedBy"]
+[entities.Placement.fields]
+traineeId = "string"
+site = "string"
+grade = "string"
+dateFrom = "date"
+dateTo = "date"
+wte = "decimal"
+updatedAt = "datetime"
+"""
+SITES = ["Leeds General", "Hull Royal", "York Hospital", "St James's", "Airedale"]
+
+
+def generate(path: Path, events: int, entities: int) -> None:
+    rng = random.Random(1)
+    per_entity = events // entities
+    with path.open("wb") as out:
+        for n in track(range(entities), description="generating events", transient=True):
+            key = f"P{n:07d}"
+            for i in range(per_entity):
+                at = (START + timedelta(seconds=n % 36000, milliseconds=i)).isoformat()
+                if i == 0:
+                    op = "upsert"
+                    data = {
+                        "id": key,
+                        "traineeId": f"T{n % 40000:06d}",
+                        "site": rng.choice(SITES),
+                        "grade": "ST3",
+                        "dateFrom": "2025-09-03",
+                        "dateTo": "2026-08-04",
+                        "wte": "1.0",
+                        "updatedAt": at,
+                    }
+                else:
+                    op = "patch"
+                    field, value = rng.choice(
+                        [
+                            ("site", rng.choice(SITES)),
+                            ("wte", rng.choice(["1.0", "0.8"])),
+                            ("dateFrom", rng.choice(["2025-09-03", "2025-09-10"])),
+                            ("amendedBy", f"admin{i}"),
+                        ]
+                    )
+                    data = {field: value, "updatedAt": at}
+                record = {
+                    "id": f"{key}-{i}",
+                    "source": "bench",
+                    "entity": "Placement",
+                    "key": key,
+                    "op": op,
+                    "seq": i + 1,
+                    "at": at,
+                    "data": data,
+                }
+                out.write(orjson.dumps(record) + b"\n")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_baseline(path: Path, db: Path) -> dict[str, float]:
+    """Bare executemany upsert into the same table shape; rows prepared before timing."""
+    rows = []
+    with path.open("rb") as handle:
+        for line in handle:
+            r = orjson.loads(line)
+            rows.append(
+                (
+                    r["id"],
+                    r["source"],
+                    r["entity"],
+                    r["key"],
+                    r["seq"],
+                    r["op"],
+                    0,
+                    orjson.dumps(r["data"]).decode(),
+                    0,
+                    None,
+                    0,
+                )
+            )
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(
+        """CREATE TABLE events (id VARCHAR(200) PRIMARY KEY, source VARCHAR(100) NOT NULL,
+           entity VARCHAR(100) NOT NULL, key VARCHAR(200) NOT NULL, seq BIGINT NOT NULL,
+           op VARCHAR(10) NOT NULL, at_us BIGINT NOT NULL, data TEXT, status SMALLINT NOT NULL,
+           origin VARCHAR(300), ingested_us BIGINT NOT NULL);
+           CREATE INDEX ix_entity ON events (source, entity, key, seq);
+           CREATE INDEX ix_pending ON events (at_us) WHERE status = 0;
+           CREATE INDEX ix_ingested ON events (ingested_us);"""
+    )
+    started = time.perf_counter()
+    for start in range(0, len(rows), 10_000):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "seq = excluded.seq, data = excluded.data",
+            rows[start : start + 10_000],
+        )
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return {"seconds": seconds, "rows": len(rows), "peak_mb": peak_mb()}
+
+
+def phase_ingest(path: Path, config: Path) -> dict[str, float]:
+    from tidings.api import Tidings
+
+    with Tidings.open(config) as app:
+        started = time.perf_counter()
+        stats = app.ingest_files([path])
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "accepted": stats.accepted, "peak_mb": peak_mb()}
+
+
+def phase_close(config: Path) -> dict[str, float]:
+    from tidings.api import Tidings
+
+    with Tidings.open(config) as app:
+        started = time.perf_counter()
+        result = app.close(CLOSE_AT)
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "entities": result.stats.entities,
+        "net_changes": result.stats.net_changes,
+        "digests": len(result.digests),
+        "peak_mb": peak_mb(),
+    }
+
+
+def run_phase(*args: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", *args], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--phase", nargs="*")
+    args = parser.parse_args()
+    if args.phase:
+        name, *rest = args.phase
+        result = {
+            "baseline": lambda: phase_baseline(Path(rest[0]), Path(rest[1])),
+            "ingest": lambda: phase_ingest(Path(rest[0]), Path(rest[1])),
+            "close": lambda: phase_close(Path(rest[0])),
+        }[name]()
+        print(json.dumps(result))
+        return
+
+    console = Console()
+    out: Path = args.out
+    out.mkdir(exist_ok=True)
+    for stale in out.glob("*.db*"):
+        stale.unlink()
+    events_file = out / "events.jsonl"
+    generate(events_file, args.events, args.entities)
+    config = out / "bench.toml"
+    config.write_text(CONFIG.format(db=(out / "tidings.db").resolve()))
+
+    with console.status("baseline: bare executemany upsert"):
+        base = run_phase("baseline", str(events_file), str(out / "baseline.db"))
+    with console.status("Tidings: ingest"):
+        ingest = run_phase("ingest", str(events_file), str(config))
+    with console.status("Tidings: close"):
+        close = run_phase("close", str(config))
+
+    ours_rate = ingest["accepted"] / ingest["seconds"]
+    base_rate = base["rows"] / base["seconds"]
+    table = Table(title=f"{args.events:,} events over {args.entities:,} entities (SQLite)")
+    for column in ("measure", "Tidings", "baseline", "target", "met"):
+        table.add_column(column)
+    checks = [
+        (
+            "ingest rate (events/s)",
+            f"{ours_rate:,.0f}",
+            f"{base_rate:,.0f}",
+            ">= 100,000 and >= 50% of baseline",
+            ours_rate >= 100_000 and ours_rate >= base_rate / 2,
+        ),
+        (
+            "ingest / baseline",
+            f"{ours_rate / base_rate:.0%}",
+            "100%",
+            ">= 50%",
+            ours_rate >= base_rate / 2,
+        ),
+        ("ingest time (s)", f"{ingest['seconds']:.2f}", f"{base['seconds']:.2f}", "", True),
+        (
+            "close time (s)",
+            f"{close['seconds']:.2f}",
+            "",
+            "< 5 s for 100,000 entities",
+            close["seconds"] < 5,
+        ),
+        ("entities closed", f"{close['entities']:,.0f}", "", "", True),
+        (
+            "net changes / digests",
+            f"{close['net_changes']:,.0f} / {close['digests']:,.0f}",
+            "",
+            "",
+            True,
+        ),
+        (
+            "peak memory ingest (MB)",
+            f"{ingest['peak_mb']:.0f}",
+            f"{base['peak_mb']:.0f}",
+            "< 1024",
+            ingest["peak_mb"] < 1024,
+        ),
+        (
+            "peak memory close (MB)",
+            f"{close['peak_mb']:.0f}",
+            "",
+            "< 1024",
+            close["peak_mb"] < 1024,
+        ),
+    ]
+    for name, ours, baseline, target, met in checks:
+        table.add_row(name, ours, baseline, target, "[green]yes[/]" if met else "[red]no[/]")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

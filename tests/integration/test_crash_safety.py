@@ -1,0 +1,173 @@
+"""Kill ``tidings ingest`` and ``tidings close`` with SIGKILL at random moments: nothing is
+lost and nothing is doubled, because each batch and each close is one transaction."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import PLACEMENT_CONFIG
+from tests.helpers import event, write_jsonl
+from tidings.store.database import open_database
+from tidings.store.schema import digest_changes, events
+
+ENTITIES = 3000
+EDITS_PER_ENTITY = 8
+CLOSE_AT = "2025-08-06T18:00:00+01:00"
+
+
+def _write_config(path: Path, store_url: str) -> Path:
+    lines = [
+        'timezone = "Europe/London"',
+        "[store]",
+        f"url = {orjson.dumps(store_url).decode()}",
+        "[window]",
+        'cutoff = "18:00"',
+        "[ingest]",
+        "batch_size = 500",
+    ]
+    placement = PLACEMENT_CONFIG["entities"]["Placement"]
+    lines += [
+        "[entities.Placement]",
+        'key = "id"',
+        f'recipient = "{placement["recipient"]}"',
+        f"ignore = {orjson.dumps(placement['ignore']).decode()}",
+        "[entities.Placement.fields]",
+        'dateFrom = "date"',
+        'wte = "decimal"',
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _input(path: Path) -> Path:
+    rng = random.Random(3)
+    records = []
+    for n in range(ENTITIES):
+        key = f"P{n}"
+        records.append(
+            event(
+                f"{key}-0",
+                key,
+                "load",
+                1,
+                "2025-08-05T09:00:00+01:00",
+                {
+                    "id": key,
+                    "traineeId": f"T{n % 700}",
+                    "site": "Leeds",
+                    "wte": "1.0",
+                    "dateFrom": "2025-09-03",
+                },
+            )
+        )
+        for i in range(1, EDITS_PER_ENTITY + 1):
+            field, value = rng.choice(
+                [
+                    ("site", rng.choice(["Leeds", "Hull", "York"])),
+                    ("wte", rng.choice(["1.0", "0.8", "1"])),
+                    ("dateFrom", rng.choice(["2025-09-03", "2025-09-10"])),
+                    ("traineeId", f"T{rng.randrange(700)}"),
+                    ("amendedBy", f"admin{i}"),
+                ]
+            )
+            records.append(
+                event(
+                    f"{key}-{i}",
+                    key,
+                    "patch",
+                    i + 1,
+                    f"2025-08-06T{8 + i:02d}:00:00+01:00",
+                    {field: value},
+                )
+            )
+    rng.shuffle(records)
+    return write_jsonl(path, *records)
+
+
+def _tidings(*args: str, config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tidings", *args, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _run_killed(args: list[str], config: Path, delays: list[float]) -> int:
+    """Start the command once per delay and SIGKILL it then; returns how many were killed."""
+    killed = 0
+    for delay in delays:
+        proc = _tidings(*args, config=config)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.communicate()
+    return killed
+
+
+def _finish(args: list[str], config: Path) -> bytes:
+    proc = _tidings(*args, config=config)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    return out
+
+
+def _told(store_url: str) -> list[tuple[str, str, str, str]]:
+    db = open_database(store_url)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                digest_changes.c.recipient,
+                digest_changes.c.key,
+                digest_changes.c.kind,
+                digest_changes.c.fields,
+            )
+        ).all()
+    db.dispose()
+    return sorted((r.recipient, r.key, r.kind, r.fields) for r in rows)
+
+
+def _event_count(store_url: str) -> int:
+    db = open_database(store_url)
+    with db.read() as conn:
+        count = int(conn.scalar(select(func.count()).select_from(events)) or 0)
+    db.dispose()
+    return count
+
+
+@pytest.mark.slow
+def test_sigkill_during_ingest_and_close_loses_and_doubles_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    data = _input(tmp_path / "edits.jsonl")
+    total = ENTITIES * (EDITS_PER_ENTITY + 1)
+
+    # The reference: the same input, ingested and closed without interruption.
+    reference = _write_config(tmp_path / "reference.toml", f"sqlite:///{tmp_path / 'ref.db'}")
+    _finish(["ingest", str(data)], reference)
+    _finish(["close", "--at", CLOSE_AT], reference)
+    expected = _told(f"sqlite:///{tmp_path / 'ref.db'}")
+    assert len(expected) > ENTITIES // 2
+
+    config = _write_config(tmp_path / "tidings.toml", store_url)
+    rng = random.Random(11)
+    killed = _run_killed(["ingest", str(data)], config, [rng.uniform(0.8, 3.0) for _ in range(5)])
+    _finish(["ingest", str(data)], config)
+    assert _event_count(store_url) == total
+    killed += _run_killed(
+        ["close", "--at", CLOSE_AT], config, [rng.uniform(0.8, 2.5) for _ in range(5)]
+    )
+    _finish(["close", "--at", CLOSE_AT], config)
+
+    print(f"\nkilled {killed} runs; every change told exactly once")
+    assert killed >= 3
+    assert _told(store_url) == expected
