@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tidings.config import Config
 from tidings.errors import InputError
-from tidings.ledger.fold import Step, fold
+from tidings.ledger.fold import Step, StepTuple, fold
 from tidings.ledger.netchange import address
 from tidings.model import Change, EntityRef, Record
 from tidings.store.codec import from_us, loads, to_us
@@ -140,11 +140,11 @@ def explain(
     folded = fold(baseline, baseline_seq, [Step(r.id, r.seq, r.op, loads(r.data)) for r in due])
     # Re-run the fold one step at a time to show the state after each applied event.
     after: dict[str, Record | None] = {}
-    applied_ids = {s.id for s in folded.applied}
-    prefix: list[Step] = []
+    applied_ids = {s[0] for s in folded.applied}
+    prefix: list[StepTuple] = []
     for step in folded.applied:
         prefix.append(step)
-        after[step.id] = fold(baseline, baseline_seq, prefix).current
+        after[step[0]] = fold(baseline, baseline_seq, prefix).current
     pending_lines = []
     for r in rows:
         if r.status != PENDING:

@@ -18,15 +18,16 @@ A preview runs steps 2-4 in a read-only transaction and writes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, and_, func, select, update
 
 from tidings.config import Config
-from tidings.ledger.fold import Step, fold
+from tidings.ledger.fold import StepTuple, fold
 from tidings.ledger.netchange import address, digests
 from tidings.model import Change, CloseResult, CloseStats, EntityRef, Op, Record
 from tidings.store.codec import dumps, from_us, loads, to_us
@@ -44,7 +45,9 @@ from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
 
 Clock = Callable[[], datetime]
 Ref = tuple[str, str, str]
-_CHUNK = 500  # entities per read: three parameters each, far inside every backend's limit
+_PAGE = 1000  # entities folded and written together
+_LOOKUP = 1000  # values per IN (...) list
+_LOAD = Op.LOAD.value
 
 
 @dataclass
@@ -56,6 +59,7 @@ class _Tally:
     vanished: int = 0
     unaddressed: int = 0
     addressed: list[tuple[str, Change]] = field(default_factory=list)
+    stale_ids: list[str] = field(default_factory=list)
 
     def stats(self) -> CloseStats:
         return CloseStats(
@@ -66,16 +70,6 @@ class _Tally:
             self.vanished,
             self.unaddressed,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What step 4 decided for one entity, for step 5 to write."""
-
-    ref: Ref
-    baseline: Record | None
-    seq: int | None
-    stale_ids: tuple[str, ...]
 
 
 class WindowCloser:
@@ -106,110 +100,146 @@ class WindowCloser:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> CloseResult:
         until = to_us(closes_at)
-        refs = self._due(conn, until)
+        due, total = self._due(conn, until)
         window_id = self._open_window(conn, closes_at) if persist else None
         tally = _Tally()
-        for done, start in enumerate(range(0, len(refs), _CHUNK)):
-            chunk = refs[start : start + _CHUNK]
-            outcomes = self._fold_chunk(conn, chunk, until, tally)
-            if window_id is not None:
-                self._write_chunk(conn, chunk, outcomes, until, window_id)
-            if on_progress is not None:
-                on_progress(min((done + 1) * _CHUNK, len(refs)), len(refs))
+        page: list[tuple[Ref, list[StepTuple]]] = []
+        for ref, steps in self._pending(conn, until, due):
+            page.append((ref, steps))
+            if len(page) == _PAGE:
+                self._fold_page(conn, page, tally, window_id)
+                page = []
+                if on_progress is not None:
+                    on_progress(tally.entities, total)
+        if page:
+            self._fold_page(conn, page, tally, window_id)
         result_digests = digests(tally.addressed)
         if window_id is not None:
+            self._mark_folded(conn, until, due, tally.stale_ids, window_id)
             self._write_digests(conn, window_id, tally.addressed)
             self._finish_window(conn, window_id, tally, len(result_digests))
+        if on_progress is not None:
+            on_progress(tally.entities, total)
         local = closes_at.astimezone(self._config.tz)
         return CloseResult(local, result_digests, tally.stats(), window_id)
 
     # Step 2
-    def _due(self, conn: Connection, until: int) -> list[Ref]:
+    def _due(self, conn: Connection, until: int) -> tuple[set[Ref] | None, int]:
+        """The entities that close (``None``: every one with a pending event) and their count."""
         pending = and_(events.c.status == PENDING, events.c.at_us <= until)
         declared = events.c.entity.in_(list(self._config.entities))
         cols = (events.c.source, events.c.entity, events.c.key)
-        if isinstance(self._schedule, QuietPeriod):
-            query = (
-                select(*cols, func.min(events.c.at_us), func.max(events.c.at_us))
-                .where(pending, declared)
-                .group_by(*cols)
+        if not isinstance(self._schedule, QuietPeriod):
+            count = conn.scalar(
+                select(func.count()).select_from(
+                    select(*cols).where(pending, declared).distinct().subquery()
+                )
             )
-            now = from_us(until)
-            refs = [
-                (s, e, k)
-                for s, e, k, first, last in conn.execute(query)
-                if self._schedule.is_due(from_us(first), from_us(last), now)
-            ]
-        else:
-            refs = [
-                (s, e, k)
-                for s, e, k in conn.execute(select(*cols).where(pending, declared).distinct())
-            ]
-        refs.sort()
-        return refs
-
-    # Steps 3 and 4
-    def _fold_chunk(
-        self, conn: Connection, chunk: Sequence[Ref], until: int, tally: _Tally
-    ) -> list[_Outcome]:
-        ref_cols = tuple_(entities.c.source, entities.c.entity, entities.c.key)
-        baselines: dict[Ref, tuple[Record | None, int | None]] = {
-            (s, e, k): (loads(b), seq)
-            for s, e, k, b, seq in conn.execute(
-                select(
-                    entities.c.source,
-                    entities.c.entity,
-                    entities.c.key,
-                    entities.c.baseline,
-                    entities.c.seq,
-                ).where(ref_cols.in_(chunk))
-            )
-        }
-        steps: dict[Ref, list[Step]] = defaultdict(list)
+            return None, int(count or 0)
         query = (
-            select(
-                events.c.source,
-                events.c.entity,
-                events.c.key,
-                events.c.id,
-                events.c.seq,
-                events.c.op,
-                events.c.data,
-            )
-            .where(
-                events.c.status == PENDING,
-                events.c.at_us <= until,
-                tuple_(events.c.source, events.c.entity, events.c.key).in_(chunk),
-            )
-            .order_by(
-                events.c.source, events.c.entity, events.c.key, events.c.seq, events.c.ingested_us
-            )
+            select(*cols, func.min(events.c.at_us), func.max(events.c.at_us))
+            .where(events.c.status == PENDING, declared)
+            .group_by(*cols)
         )
-        for s, e, k, event_id, seq, op, data in conn.execute(query):
-            steps[(s, e, k)].append(Step(event_id, seq, op, loads(data)))
+        now = from_us(until)
+        due = {
+            (s, e, k)
+            for s, e, k, first, last in conn.execute(query)
+            if self._schedule.is_due(from_us(first), from_us(last), now)
+        }
+        return due, len(due)
+
+    # Step 3, first half: one ordered scan of the pending-events index, on a driver cursor
+    # (a million rows through SQLAlchemy's result layer would cost more than folding them).
+    def _pending(
+        self, conn: Connection, until: int, due: set[Ref] | None
+    ) -> Iterator[tuple[Ref, list[StepTuple]]]:
+        names = sorted(self._config.entities)
+        if self._db.is_sqlite:
+            mark, tie = "?", "rowid"  # index entries with equal keys are in rowid (arrival) order
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        else:
+            mark, tie = "%s", "ingested_us, id"
+            # A server-side cursor streams the rows instead of loading them all at once.
+            cursor = conn.connection.dbapi_connection.cursor(name="tidings_close")  # type: ignore[union-attr]
+        sql = (
+            "SELECT source, entity, key, id, seq, op, data FROM events "
+            f"WHERE status = {PENDING} AND at_us <= {mark} "
+            f"AND entity IN ({', '.join([mark] * len(names))}) "
+            f"ORDER BY source, entity, key, seq, {tie}"
+        )
+        cursor.execute(sql, (until, *names))
+        loads_json = orjson.loads
+        current: Ref | None = None
+        steps: list[StepTuple] = []
+        try:
+            while rows := cursor.fetchmany(10_000):
+                for source, entity, key, event_id, seq, op, data in rows:
+                    if (
+                        current is None
+                        or key != current[2]
+                        or entity != current[1]
+                        or (source != current[0])
+                    ):
+                        if current is not None and (due is None or current in due):
+                            yield current, steps
+                        current, steps = (source, entity, key), []
+                    steps.append((event_id, seq, op, None if data is None else loads_json(data)))
+        finally:
+            cursor.close()
+        if current is not None and (due is None or current in due):
+            yield current, steps
+
+    # Step 3, second half, and step 4
+    def _fold_page(
+        self,
+        conn: Connection,
+        page: Sequence[tuple[Ref, list[StepTuple]]],
+        tally: _Tally,
+        window_id: int | None,
+    ) -> None:
+        baselines = self._baselines(conn, [ref for ref, _ in page])
         outcomes = []
-        for ref in chunk:
+        entity_types = self._config.entities
+        for ref, steps in page:
             baseline, baseline_seq = baselines.get(ref, (None, None))
-            ref_steps = steps.get(ref, [])
-            folded = fold(baseline, baseline_seq, ref_steps)
-            etype = self._config.entities[ref[1]]
-            addressed, changed = address(etype, EntityRef(*ref), folded.baseline, folded.current)
+            folded = fold(baseline, baseline_seq, steps)
+            addressed, changed = address(
+                entity_types[ref[1]], EntityRef(*ref), folded.baseline, folded.current
+            )
             tally.entities += 1
             tally.folded += len(folded.applied)
             tally.stale += len(folded.stale)
             if changed:
                 tally.net_changes += 1
-            elif any(step.op != Op.LOAD for step in folded.applied):
+            elif any(step[2] != _LOAD for step in folded.applied):
                 tally.vanished += 1
             for recipient, change in addressed:
                 if recipient is None:
                     tally.unaddressed += 1
                 else:
                     tally.addressed.append((recipient, change))
-            outcomes.append(
-                _Outcome(ref, folded.current, folded.seq, tuple(s.id for s in folded.stale))
+            tally.stale_ids.extend(step[0] for step in folded.stale)
+            outcomes.append((ref, folded.current, folded.seq))
+        if window_id is not None:
+            self._write_baselines(conn, outcomes, window_id)
+
+    @staticmethod
+    def _baselines(
+        conn: Connection, refs: Sequence[Ref]
+    ) -> dict[Ref, tuple[Record | None, int | None]]:
+        # ``key IN (...)`` under an equality prefix uses the primary key on every backend;
+        # a row-value IN over all three columns does not on SQLite.
+        found: dict[Ref, tuple[Record | None, int | None]] = {}
+        for (source, entity), keys in _by_type(refs).items():
+            query = select(entities.c.key, entities.c.baseline, entities.c.seq).where(
+                entities.c.source == source,
+                entities.c.entity == entity,
+                entities.c.key.in_(keys),
             )
-        return outcomes
+            for key, baseline, seq in conn.execute(query):
+                found[(source, entity, key)] = (loads(baseline), seq)
+        return found
 
     # Step 5
     def _open_window(self, conn: Connection, closes_at: datetime) -> int:
@@ -232,31 +262,12 @@ class WindowCloser:
         ).scalar_one()
         return int(row)
 
-    def _write_chunk(
+    def _write_baselines(
         self,
         conn: Connection,
-        chunk: Sequence[Ref],
-        outcomes: Sequence[_Outcome],
-        until: int,
+        outcomes: Sequence[tuple[Ref, Record | None, int | None]],
         window_id: int,
     ) -> None:
-        stale_ids = [{"event_id": i} for o in outcomes for i in o.stale_ids]
-        if stale_ids:
-            conn.execute(
-                update(events)
-                .where(events.c.id == _bind("event_id"))
-                .values(status=STALE, window_id=window_id),
-                stale_ids,
-            )
-        conn.execute(
-            update(events)
-            .where(
-                events.c.status == PENDING,
-                events.c.at_us <= until,
-                tuple_(events.c.source, events.c.entity, events.c.key).in_(chunk),
-            )
-            .values(status=FOLDED, window_id=window_id)
-        )
         upsert = self._db.insert(entities)
         upsert = upsert.on_conflict_do_update(
             index_elements=[entities.c.source, entities.c.entity, entities.c.key],
@@ -270,16 +281,52 @@ class WindowCloser:
             upsert,
             [
                 {
-                    "source": o.ref[0],
-                    "entity": o.ref[1],
-                    "key": o.ref[2],
-                    "baseline": None if o.baseline is None else dumps(o.baseline),
-                    "seq": o.seq,
+                    "source": ref[0],
+                    "entity": ref[1],
+                    "key": ref[2],
+                    "baseline": None if current is None else dumps(current),
+                    "seq": seq,
                     "window_id": window_id,
                 }
-                for o in outcomes
+                for ref, current, seq in outcomes
             ],
         )
+
+    def _mark_folded(
+        self,
+        conn: Connection,
+        until: int,
+        due: set[Ref] | None,
+        stale_ids: Sequence[str],
+        window_id: int,
+    ) -> None:
+        """After the scan (never during it): stale events first, then every other one read."""
+        for start in range(0, len(stale_ids), _LOOKUP):
+            conn.execute(
+                update(events)
+                .where(events.c.id.in_(stale_ids[start : start + _LOOKUP]))
+                .values(status=STALE, window_id=window_id)
+            )
+        read = and_(
+            events.c.status == PENDING,
+            events.c.at_us <= until,
+            events.c.entity.in_(list(self._config.entities)),
+        )
+        if due is None:
+            conn.execute(update(events).where(read).values(status=FOLDED, window_id=window_id))
+            return
+        for (source, entity), keys in _by_type(sorted(due)).items():
+            for start in range(0, len(keys), _LOOKUP):
+                conn.execute(
+                    update(events)
+                    .where(
+                        read,
+                        events.c.source == source,
+                        events.c.entity == entity,
+                        events.c.key.in_(keys[start : start + _LOOKUP]),
+                    )
+                    .values(status=FOLDED, window_id=window_id)
+                )
 
     @staticmethod
     def _write_digests(
@@ -317,7 +364,8 @@ class WindowCloser:
         )
 
 
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
+def _by_type(refs: Iterable[Ref]) -> dict[tuple[str, str], list[str]]:
+    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source, entity, key in refs:
+        grouped[(source, entity)].append(key)
+    return grouped

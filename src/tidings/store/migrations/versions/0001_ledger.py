@@ -36,7 +36,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_events_pending",
         "events",
-        ["at_us"],
+        ["source", "entity", "key", "seq"],
         sqlite_where=sa.text("status = 0"),
         postgresql_where=sa.text("status = 0"),
     )
