@@ -130,7 +130,6 @@ def phase_baseline(path: Path, db: Path) -> dict[str, float]:
            op VARCHAR(10) NOT NULL, at_us BIGINT NOT NULL, data TEXT, status SMALLINT NOT NULL,
            origin VARCHAR(300), ingested_us BIGINT NOT NULL);
            CREATE INDEX ix_entity ON events (source, entity, key, seq);
-           CREATE INDEX ix_pending ON events (source, entity, key, seq) WHERE status = 0;
            CREATE INDEX ix_ingested ON events (ingested_us);"""
     )
     started = time.perf_counter()

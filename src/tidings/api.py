@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from tidings.config import Config, load_config
 from tidings.errors import InputError
@@ -28,7 +28,7 @@ from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
 from tidings.store.codec import to_us
 from tidings.store.database import Database, open_database
-from tidings.store.schema import PENDING, events, quarantine, windows
+from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine, windows
 from tidings.window.close import WindowCloser
 from tidings.window.schedule import Schedule, default_close_time, schedule_for
 
@@ -121,13 +121,19 @@ class Tidings:
         return self._closer.close(at or self.default_close_time(), on_progress)
 
     def pending_count(self) -> int:
-        with self.db.read() as conn:
-            return int(
-                conn.scalar(
-                    select(func.count()).select_from(events).where(events.c.status == PENDING)
-                )
-                or 0
+        """Events not yet folded (their seq is above their entity's baseline seq)."""
+        joined = events.join(entities, _same_entity)
+        query = (
+            select(func.count())
+            .select_from(joined)
+            .where(
+                entities.c.dirty == 1,
+                events.c.status == ACCEPTED,
+                or_(entities.c.seq.is_(None), events.c.seq > entities.c.seq),
             )
+        )
+        with self.db.read() as conn:
+            return int(conn.scalar(query) or 0)
 
     def last_close(self) -> datetime | None:
         with self.db.read() as conn:
@@ -145,11 +151,19 @@ class Tidings:
         )
 
     def prune(self) -> int:
-        """Delete folded and stale events older than the retention period; pending ones stay."""
+        """Delete folded and stale events older than the retention period; pending ones stay.
+
+        Deduplication forgets pruned ids, but a re-delivered pruned event is still recognised:
+        its seq is not above the baseline, so it is stale.
+        """
         cutoff = to_us(self.clock() - timedelta(days=self.config.audit.retention_days))
+        baseline_seq = select(entities.c.seq).where(_same_entity).scalar_subquery()
         with self.db.write() as conn:
             removed = conn.execute(
-                delete(events).where(events.c.status != PENDING, events.c.ingested_us < cutoff)
+                delete(events).where(
+                    events.c.ingested_us < cutoff,
+                    or_(events.c.status == STALE, events.c.seq <= baseline_seq),
+                )
             ).rowcount
             conn.execute(
                 delete(quarantine).where(
@@ -170,5 +184,11 @@ class Tidings:
     def discard(self, ids: Sequence[int]) -> int:
         return discard(self.db, ids, self.clock())
 
+
+_same_entity = and_(
+    entities.c.source == events.c.source,
+    entities.c.entity == events.c.entity,
+    entities.c.key == events.c.key,
+)
 
 __all__ = ["Format", "InputError", "Line", "Rejection", "Tidings", "system_clock"]

@@ -236,7 +236,7 @@ def _record_table(title: str, record: dict[str, Any] | None) -> Table:
 
 def _events_table(title: str, lines: tuple[EventLine, ...]) -> Table:
     table = Table(title=title)
-    for column in ("seq", "op", "at", "data", "status", "window", "from"):
+    for column in ("seq", "op", "at", "data", "status", "from"):
         table.add_column(column)
     for e in lines:
         data = "" if e.data is None else orjson.dumps(e.data).decode()
@@ -246,7 +246,6 @@ def _events_table(title: str, lines: tuple[EventLine, ...]) -> Table:
             e.at.isoformat(),
             data,
             e.status,
-            "" if e.window_id is None else str(e.window_id),
             e.origin or "",
         )
     return table

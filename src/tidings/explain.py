@@ -19,9 +19,7 @@ from tidings.ledger.netchange import address
 from tidings.model import Change, EntityRef, Record
 from tidings.store.codec import from_us, loads, to_us
 from tidings.store.database import Database
-from tidings.store.schema import PENDING, STALE, digest_changes, entities, events, windows
-
-_STATUS = {0: "pending", 1: "folded", 2: "stale"}
+from tidings.store.schema import ACCEPTED, STALE, digest_changes, entities, events, windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +29,7 @@ class EventLine:
     op: str
     at: datetime
     data: Record | None
-    status: str  # pending | folded | stale | waiting (after the window) | stale-now
-    window_id: int | None
+    status: str  # pending | waiting (after this window) | folded | stale
     origin: str | None
     state_after: Record | None
 
@@ -68,7 +65,6 @@ class Explanation:
                 "at": e.at.isoformat(),
                 "data": e.data,
                 "status": e.status,
-                "window_id": e.window_id,
                 "origin": e.origin,
                 "state_after": e.state_after,
             }
@@ -136,33 +132,31 @@ def explain(
         ).all()
     baseline = loads(base_row.baseline) if base_row else None
     baseline_seq = base_row.seq if base_row else None
-    due = [r for r in rows if r.status == PENDING and r.at_us <= until]
+
+    def is_pending(row: Any) -> bool:
+        return bool(row.status == ACCEPTED and (baseline_seq is None or row.seq > baseline_seq))
+
+    pending = [r for r in rows if is_pending(r)]
+    due = [r for r in pending if r.at_us <= until]
     folded = fold(baseline, baseline_seq, [Step(r.id, r.seq, r.op, loads(r.data)) for r in due])
     # Re-run the fold one step at a time to show the state after each applied event.
     after: dict[str, Record | None] = {}
-    applied_ids = {s[0] for s in folded.applied}
     prefix: list[StepTuple] = []
     for step in folded.applied:
         prefix.append(step)
         after[step[0]] = fold(baseline, baseline_seq, prefix).current
     pending_lines = []
-    for r in rows:
-        if r.status != PENDING:
-            continue
-        if r.at_us > until:
-            status = "waiting (after this window)"
-        elif r.id in applied_ids:
+    for r in pending:
+        if r.at_us <= until:
             status = "pending"
+        elif folded.seq is not None and r.seq <= folded.seq:
+            status = "overtaken (will be stale)"
         else:
-            status = "stale (seq not above the baseline)"
+            status = "waiting (after this window)"
         pending_lines.append(_line(r, status, after.get(r.id)))
-    past = [r for r in rows if r.status != PENDING][-history:]
+    past = [r for r in rows if not is_pending(r)][-history:]
     history_lines = [
-        _line(
-            r,
-            _STATUS[r.status] + (" (seq not above the baseline)" if r.status == STALE else ""),
-            None,
-        )
+        _line(r, "stale (seq not above the baseline)" if r.status == STALE else "folded", None)
         for r in past
     ]
     changes, _ = address(etype, ref, folded.baseline, folded.current)
@@ -192,7 +186,6 @@ def _line(row: Any, status: str, state_after: Record | None) -> EventLine:
         from_us(row.at_us),
         loads(row.data),
         status,
-        row.window_id,
         row.origin,
         state_after,
     )

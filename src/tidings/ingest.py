@@ -16,16 +16,17 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser
-from tidings.model import ChangeEvent, IngestStats
+from tidings.model import ChangeEvent, IngestStats, Op
 from tidings.sources import PARSERS, Format, detect, parser_for
 from tidings.store.codec import dumps, to_us
 from tidings.store.database import Database
-from tidings.store.schema import PENDING, STALE, entities, events, quarantine
+from tidings.store.lookups import Ref, entity_states, existing_ids
+from tidings.store.schema import ACCEPTED, STALE, entities, quarantine
 
 Clock = Callable[[], datetime]
 _LOOKUP_CHUNK = 2000  # ids per IN (...) look-up; well inside SQLite's 32,766 variables
@@ -179,14 +180,24 @@ class Ingestor:
         """Store one validated batch (events with where each came from) in one transaction."""
         now_us = to_us(self._clock())
         with self._db.write() as conn:
-            fresh, duplicates = self._new_events(conn, batch)
-            baseline_seqs = self._baseline_seqs(conn, fresh)
+            unique: dict[str, tuple[ChangeEvent, str | None]] = {}
+            for pair in batch:
+                unique.setdefault(pair[0].id, pair)
+            seen = existing_ids(conn, list(unique))
+            fresh = [pair for event_id, pair in unique.items() if event_id not in seen]
+            states = entity_states(conn, {(e.source, e.entity, e.key) for e, _ in fresh})
             rows: list[tuple[Any, ...]] = []
+            dirty: set[Ref] = set()
             stale = 0
             for event, origin in fresh:
-                known = baseline_seqs.get((event.source, event.entity, event.key))
+                ref = (event.source, event.entity, event.key)
+                state = states.get(ref)
+                known = state[1] if state else None
                 is_stale = known is not None and event.seq <= known
-                stale += is_stale
+                if is_stale:
+                    stale += 1
+                elif state is None or not state[2]:
+                    dirty.add(ref)
                 rows.append(
                     (
                         event.id,
@@ -194,50 +205,40 @@ class Ingestor:
                         event.entity,
                         event.key,
                         event.seq,
-                        event.op.value,
+                        _OP_TEXT[event.op],
                         to_us(event.at),
                         None if event.data is None else dumps(event.data),
-                        STALE if is_stale else PENDING,
+                        STALE if is_stale else ACCEPTED,
                         origin,
                         now_us,
                     )
                 )
             if rows:
                 insert_events(conn, rows)
+            if dirty:
+                self._mark_dirty(conn, dirty)
             fresh_rejections = [r for r in rejected if not _already_quarantined(conn, r)]
             if fresh_rejections:
                 rows_q = [_quarantine_row(r, now_us) for r in fresh_rejections]
                 conn.execute(quarantine.insert(), rows_q)
-        return IngestStats(len(rows) - stale, duplicates, stale, len(rejected), skipped)
+        return IngestStats(
+            len(rows) - stale, len(batch) - len(fresh), stale, len(rejected), skipped
+        )
 
-    @staticmethod
-    def _new_events(
-        conn: Connection, batch: Sequence[tuple[ChangeEvent, str | None]]
-    ) -> tuple[list[tuple[ChangeEvent, str | None]], int]:
-        unique: dict[str, tuple[ChangeEvent, str | None]] = {}
-        for pair in batch:
-            unique.setdefault(pair[0].id, pair)
-        seen: set[str] = set()
-        for ids in _chunks(list(unique), _LOOKUP_CHUNK):
-            seen.update(conn.scalars(select(events.c.id).where(events.c.id.in_(ids))))
-        fresh = [e for i, e in unique.items() if i not in seen]
-        return fresh, len(batch) - len(fresh)
-
-    @staticmethod
-    def _baseline_seqs(
-        conn: Connection, fresh: Sequence[tuple[ChangeEvent, str | None]]
-    ) -> dict[tuple[str, str, str], int]:
-        refs = list({(e.source, e.entity, e.key) for e, _ in fresh})
-        found: dict[tuple[str, str, str], int] = {}
-        ref_cols = tuple_(entities.c.source, entities.c.entity, entities.c.key)
-        for chunk in _chunks(refs, _LOOKUP_CHUNK // 3):
-            query = select(entities.c.source, entities.c.entity, entities.c.key, entities.c.seq)
-            for source, entity, key, seq in conn.execute(query.where(ref_cols.in_(chunk))):
-                if seq is not None:
-                    found[(source, entity, key)] = seq
-        return found
+    def _mark_dirty(self, conn: Connection, refs: set[Ref]) -> None:
+        """Note that these entities have pending events, creating their ledger rows if new."""
+        upsert = self._db.insert(entities)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[entities.c.source, entities.c.entity, entities.c.key],
+            set_={"dirty": 1},
+        )
+        conn.execute(
+            upsert,
+            [{"source": s, "entity": e, "key": k, "dirty": 1} for s, e, k in sorted(refs)],
+        )
 
 
+_OP_TEXT = {op: op.value for op in Op}
 _EVENT_COLUMNS = (
     "id",
     "source",

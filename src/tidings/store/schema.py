@@ -21,10 +21,11 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# Event status: where an event is in its life.
-PENDING, FOLDED, STALE = 0, 1, 2
+# Event status. Whether an accepted event is still pending is derived, not stored: it is
+# pending while its seq is above its entity's baseline seq, so a close never rewrites the log.
+ACCEPTED, STALE = 0, 2
 
-# The event log: every accepted event, kept for audit (``tidings prune`` trims it).
+# The event log: append-only, every accepted event, kept for audit (``tidings prune`` trims it).
 events = Table(
     "events",
     metadata,
@@ -37,25 +38,14 @@ events = Table(
     Column("at_us", BigInteger, nullable=False),
     Column("data", Text, nullable=True),
     Column("status", SmallInteger, nullable=False),
-    Column("window_id", Integer, nullable=True),
     Column("origin", String(300), nullable=True),
     Column("ingested_us", BigInteger, nullable=False),
     Index("ix_events_entity", "source", "entity", "key", "seq"),
-    # Only pending events are indexed for the close, in the order it folds them, so the close
-    # reads them in one ordered scan and the index stays small as the log grows.
-    Index(
-        "ix_events_pending",
-        "source",
-        "entity",
-        "key",
-        "seq",
-        sqlite_where=text("status = 0"),
-        postgresql_where=text("status = 0"),
-    ),
     Index("ix_events_ingested", "ingested_us"),
 )
 
-# The ledger: per entity, the baseline as of the last close (``None`` data = absent).
+# The ledger: per entity, the baseline as of the last close (``None`` data = absent), and
+# whether it has pending events (``dirty``), so a close finds its work through a small index.
 entities = Table(
     "entities",
     metadata,
@@ -65,6 +55,15 @@ entities = Table(
     Column("baseline", Text, nullable=True),
     Column("seq", BigInteger, nullable=True),
     Column("window_id", Integer, nullable=True),
+    Column("dirty", SmallInteger, nullable=False, server_default="0"),
+    Index(
+        "ix_entities_dirty",
+        "source",
+        "entity",
+        "key",
+        sqlite_where=text("dirty = 1"),
+        postgresql_where=text("dirty = 1"),
+    ),
 )
 
 windows = Table(

@@ -1,30 +1,35 @@
 """Closing a window: fold each due entity's pending events, diff, address, persist.
 
+An event is pending while its ``seq`` is above its entity's baseline seq; entities with
+pending events are flagged ``dirty``. So a close reads the log but never rewrites it: it only
+writes one ledger row per entity it folds, plus the digests.
+
 The steps, and why their order is safe:
 
 1. Take the lock (SQLite ``BEGIN IMMEDIATE``; PostgreSQL an exclusive advisory lock that every
    ingest takes shared), so no event can join an entity between steps 3 and 5.
-2. Find the entities that are due: pending events at or before ``closes_at`` (for a quiet
-   period, only entities that have been quiet long enough or waited too long).
-3. For each chunk of entities, read the baseline and those pending events.
-4. Fold them in ``seq`` order and diff the result against the baseline (pure code).
-5. In the same transaction: mark the events folded (or stale), make the result each entity's
-   new baseline, and write every recipient's changes. Commit makes all of it visible at once; a
-   crash before commit leaves everything pending, so the next close does the same work again.
+2. Find the entities that are due: dirty ones (for a quiet period, only those that have been
+   quiet long enough or have waited too long).
+3. Read their pending events in one ordered scan, and their baselines a page at a time.
+4. Fold the events at or before ``closes_at`` in ``seq`` order and diff the result against the
+   baseline (pure code). Later events stay pending; those the fold overtook become stale.
+5. In the same transaction: make each result its entity's new baseline (still dirty if events
+   wait for a later window), mark stale events, and write every recipient's changes. Commit
+   makes all of it visible at once; a crash before commit leaves everything as it was, so the
+   next close does the same work again and nobody is told twice.
 
 A preview runs steps 2-4 in a read-only transaction and writes nothing.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, update
 
 from tidings.config import Config
 from tidings.ledger.fold import StepTuple, fold
@@ -32,21 +37,12 @@ from tidings.ledger.netchange import address, digests
 from tidings.model import Change, CloseResult, CloseStats, EntityRef, Op, Record
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
-from tidings.store.schema import (
-    FOLDED,
-    PENDING,
-    STALE,
-    digest_changes,
-    entities,
-    events,
-    windows,
-)
+from tidings.store.lookups import CHUNK, Ref, entity_states
+from tidings.store.schema import ACCEPTED, STALE, digest_changes, events, windows
 from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
 
 Clock = Callable[[], datetime]
-Ref = tuple[str, str, str]
 _PAGE = 1000  # entities folded and written together
-_LOOKUP = 1000  # values per IN (...) list
 _LOAD = Op.LOAD.value
 
 
@@ -70,6 +66,15 @@ class _Tally:
             self.vanished,
             self.unaddressed,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One entity's pending events, split at the close time."""
+
+    ref: Ref
+    due: list[StepTuple]
+    later: list[tuple[str, int]]  # (id, seq) of events after the close time
 
 
 class WindowCloser:
@@ -103,9 +108,9 @@ class WindowCloser:
         due, total = self._due(conn, until)
         window_id = self._open_window(conn, closes_at) if persist else None
         tally = _Tally()
-        page: list[tuple[Ref, list[StepTuple]]] = []
-        for ref, steps in self._pending(conn, until, due):
-            page.append((ref, steps))
+        page: list[_Pending] = []
+        for pending in self._pending(conn, until, due):
+            page.append(pending)
             if len(page) == _PAGE:
                 self._fold_page(conn, page, tally, window_id)
                 page = []
@@ -115,7 +120,7 @@ class WindowCloser:
             self._fold_page(conn, page, tally, window_id)
         result_digests = digests(tally.addressed)
         if window_id is not None:
-            self._mark_folded(conn, until, due, tally.stale_ids, window_id)
+            self._mark_stale(conn, tally.stale_ids)
             self._write_digests(conn, window_id, tally.addressed)
             self._finish_window(conn, window_id, tally, len(result_digests))
         if on_progress is not None:
@@ -123,93 +128,91 @@ class WindowCloser:
         local = closes_at.astimezone(self._config.tz)
         return CloseResult(local, result_digests, tally.stats(), window_id)
 
+    def _sql(self, conn: Connection) -> tuple[str, str]:
+        """The driver's parameter mark, and the arrival-order tie-breaker for equal seqs."""
+        if self._db.is_sqlite:
+            # SQLite keeps index entries with equal keys in rowid (arrival) order.
+            return "?", ""
+        return "%s", ", e.ingested_us, e.id"
+
     # Step 2
     def _due(self, conn: Connection, until: int) -> tuple[set[Ref] | None, int]:
-        """The entities that close (``None``: every one with a pending event) and their count."""
-        pending = and_(events.c.status == PENDING, events.c.at_us <= until)
-        declared = events.c.entity.in_(list(self._config.entities))
-        cols = (events.c.source, events.c.entity, events.c.key)
+        """The entities that close (``None``: every dirty one) and how many to expect."""
         if not isinstance(self._schedule, QuietPeriod):
-            count = conn.scalar(
-                select(func.count()).select_from(
-                    select(*cols).where(pending, declared).distinct().subquery()
-                )
-            )
+            count = conn.exec_driver_sql("SELECT count(*) FROM entities WHERE dirty = 1").scalar()
             return None, int(count or 0)
-        query = (
-            select(*cols, func.min(events.c.at_us), func.max(events.c.at_us))
-            .where(events.c.status == PENDING, declared)
-            .group_by(*cols)
+        rows = conn.exec_driver_sql(
+            "SELECT n.source, n.entity, n.key, min(e.at_us), max(e.at_us) "
+            "FROM entities n JOIN events e "
+            "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
+            f"WHERE n.dirty = 1 AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq) "
+            "GROUP BY n.source, n.entity, n.key"
         )
         now = from_us(until)
         due = {
             (s, e, k)
-            for s, e, k, first, last in conn.execute(query)
+            for s, e, k, first, last in rows
             if self._schedule.is_due(from_us(first), from_us(last), now)
         }
         return due, len(due)
 
-    # Step 3, first half: one ordered scan of the pending-events index, on a driver cursor
-    # (a million rows through SQLAlchemy's result layer would cost more than folding them).
-    def _pending(
-        self, conn: Connection, until: int, due: set[Ref] | None
-    ) -> Iterator[tuple[Ref, list[StepTuple]]]:
+    # Step 3, first half: one ordered scan, on a driver cursor (a million rows through
+    # SQLAlchemy's result layer would cost more than folding them).
+    def _pending(self, conn: Connection, until: int, due: set[Ref] | None) -> Iterator[_Pending]:
         names = sorted(self._config.entities)
-        if self._db.is_sqlite:
-            mark, tie = "?", "rowid"  # index entries with equal keys are in rowid (arrival) order
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        else:
-            mark, tie = "%s", "ingested_us, id"
-            # A server-side cursor streams the rows instead of loading them all at once.
-            cursor = conn.connection.dbapi_connection.cursor(name="tidings_close")  # type: ignore[union-attr]
-        sql = (
-            "SELECT source, entity, key, id, seq, op, data FROM events "
-            f"WHERE status = {PENDING} AND at_us <= {mark} "
-            f"AND entity IN ({', '.join([mark] * len(names))}) "
-            f"ORDER BY source, entity, key, seq, {tie}"
+        mark, tie = self._sql(conn)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        # On PostgreSQL a named (server-side) cursor streams rows instead of loading them all.
+        cursor = raw.cursor() if self._db.is_sqlite else raw.cursor(name="tidings_close")
+        cursor.execute(
+            "SELECT n.source, n.entity, n.key, e.id, e.seq, e.op, e.data, e.at_us "
+            "FROM entities n JOIN events e "
+            "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
+            f"WHERE n.dirty = 1 AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq) "
+            f"AND n.entity IN ({', '.join([mark] * len(names))}) "
+            f"ORDER BY n.source, n.entity, n.key, e.seq{tie}",
+            tuple(names),
         )
-        cursor.execute(sql, (until, *names))
         loads_json = orjson.loads
-        current: Ref | None = None
-        steps: list[StepTuple] = []
+        current: _Pending | None = None
         try:
             while rows := cursor.fetchmany(10_000):
-                for source, entity, key, event_id, seq, op, data in rows:
-                    if (
-                        current is None
-                        or key != current[2]
-                        or entity != current[1]
-                        or (source != current[0])
-                    ):
-                        if current is not None and (due is None or current in due):
-                            yield current, steps
-                        current, steps = (source, entity, key), []
-                    steps.append((event_id, seq, op, None if data is None else loads_json(data)))
+                for source, entity, key, event_id, seq, op, data, at_us in rows:
+                    if current is None or current.ref != (source, entity, key):
+                        if current is not None and current.due:
+                            yield current
+                        ref = (source, entity, key)
+                        current = _Pending(ref, [], []) if due is None or ref in due else None
+                        if current is None:
+                            continue
+                    if at_us <= until:
+                        current.due.append(
+                            (event_id, seq, op, None if data is None else loads_json(data))
+                        )
+                    else:
+                        current.later.append((event_id, seq))
         finally:
             cursor.close()
-        if current is not None and (due is None or current in due):
-            yield current, steps
+        if current is not None and current.due:
+            yield current
 
     # Step 3, second half, and step 4
     def _fold_page(
-        self,
-        conn: Connection,
-        page: Sequence[tuple[Ref, list[StepTuple]]],
-        tally: _Tally,
-        window_id: int | None,
+        self, conn: Connection, page: Sequence[_Pending], tally: _Tally, window_id: int | None
     ) -> None:
-        baselines = self._baselines(conn, [ref for ref, _ in page])
-        outcomes = []
+        states = entity_states(conn, [p.ref for p in page], with_baseline=True)
         entity_types = self._config.entities
-        for ref, steps in page:
-            baseline, baseline_seq = baselines.get(ref, (None, None))
-            folded = fold(baseline, baseline_seq, steps)
+        outcomes = []
+        for pending in page:
+            ref = pending.ref
+            baseline_json, baseline_seq, _ = states.get(ref, (None, None, 0))
+            folded = fold(loads(baseline_json), baseline_seq, pending.due)
             addressed, changed = address(
                 entity_types[ref[1]], EntityRef(*ref), folded.baseline, folded.current
             )
             tally.entities += 1
             tally.folded += len(folded.applied)
-            tally.stale += len(folded.stale)
             if changed:
                 tally.net_changes += 1
             elif any(step[2] != _LOAD for step in folded.applied):
@@ -219,27 +222,20 @@ class WindowCloser:
                     tally.unaddressed += 1
                 else:
                     tally.addressed.append((recipient, change))
-            tally.stale_ids.extend(step[0] for step in folded.stale)
-            outcomes.append((ref, folded.current, folded.seq))
+            # Events the fold overtook (here, or waiting for a later window) can never apply.
+            new_seq = folded.seq
+            overtaken = [s[0] for s in folded.stale]
+            waiting = 0
+            for event_id, seq in pending.later:
+                if new_seq is not None and seq <= new_seq:
+                    overtaken.append(event_id)
+                else:
+                    waiting += 1
+            tally.stale += len(overtaken)
+            tally.stale_ids.extend(overtaken)
+            outcomes.append((ref, folded.current, new_seq, 1 if waiting else 0))
         if window_id is not None:
             self._write_baselines(conn, outcomes, window_id)
-
-    @staticmethod
-    def _baselines(
-        conn: Connection, refs: Sequence[Ref]
-    ) -> dict[Ref, tuple[Record | None, int | None]]:
-        # ``key IN (...)`` under an equality prefix uses the primary key on every backend;
-        # a row-value IN over all three columns does not on SQLite.
-        found: dict[Ref, tuple[Record | None, int | None]] = {}
-        for (source, entity), keys in _by_type(refs).items():
-            query = select(entities.c.key, entities.c.baseline, entities.c.seq).where(
-                entities.c.source == source,
-                entities.c.entity == entity,
-                entities.c.key.in_(keys),
-            )
-            for key, baseline, seq in conn.execute(query):
-                found[(source, entity, key)] = (loads(baseline), seq)
-        return found
 
     # Step 5
     def _open_window(self, conn: Connection, closes_at: datetime) -> int:
@@ -265,68 +261,27 @@ class WindowCloser:
     def _write_baselines(
         self,
         conn: Connection,
-        outcomes: Sequence[tuple[Ref, Record | None, int | None]],
+        outcomes: Sequence[tuple[Ref, Record | None, int | None, int]],
         window_id: int,
     ) -> None:
-        upsert = self._db.insert(entities)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[entities.c.source, entities.c.entity, entities.c.key],
-            set_={
-                "baseline": upsert.excluded.baseline,
-                "seq": upsert.excluded.seq,
-                "window_id": upsert.excluded.window_id,
-            },
-        )
-        conn.execute(
-            upsert,
+        m, _ = self._sql(conn)
+        conn.exec_driver_sql(
+            f"UPDATE entities SET baseline = {m}, seq = {m}, dirty = {m}, window_id = {m} "
+            f"WHERE source = {m} AND entity = {m} AND key = {m}",
             [
-                {
-                    "source": ref[0],
-                    "entity": ref[1],
-                    "key": ref[2],
-                    "baseline": None if current is None else dumps(current),
-                    "seq": seq,
-                    "window_id": window_id,
-                }
-                for ref, current, seq in outcomes
+                (None if current is None else dumps(current), seq, dirty, window_id, *ref)
+                for ref, current, seq, dirty in outcomes
             ],
         )
 
-    def _mark_folded(
-        self,
-        conn: Connection,
-        until: int,
-        due: set[Ref] | None,
-        stale_ids: Sequence[str],
-        window_id: int,
-    ) -> None:
-        """After the scan (never during it): stale events first, then every other one read."""
-        for start in range(0, len(stale_ids), _LOOKUP):
+    @staticmethod
+    def _mark_stale(conn: Connection, stale_ids: Sequence[str]) -> None:
+        for start in range(0, len(stale_ids), CHUNK):
             conn.execute(
                 update(events)
-                .where(events.c.id.in_(stale_ids[start : start + _LOOKUP]))
-                .values(status=STALE, window_id=window_id)
+                .where(events.c.id.in_(stale_ids[start : start + CHUNK]))
+                .values(status=STALE)
             )
-        read = and_(
-            events.c.status == PENDING,
-            events.c.at_us <= until,
-            events.c.entity.in_(list(self._config.entities)),
-        )
-        if due is None:
-            conn.execute(update(events).where(read).values(status=FOLDED, window_id=window_id))
-            return
-        for (source, entity), keys in _by_type(sorted(due)).items():
-            for start in range(0, len(keys), _LOOKUP):
-                conn.execute(
-                    update(events)
-                    .where(
-                        read,
-                        events.c.source == source,
-                        events.c.entity == entity,
-                        events.c.key.in_(keys[start : start + _LOOKUP]),
-                    )
-                    .values(status=FOLDED, window_id=window_id)
-                )
 
     @staticmethod
     def _write_digests(
@@ -362,10 +317,3 @@ class WindowCloser:
                 digests=digest_count,
             )
         )
-
-
-def _by_type(refs: Iterable[Ref]) -> dict[tuple[str, str], list[str]]:
-    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for source, entity, key in refs:
-        grouped[(source, entity)].append(key)
-    return grouped

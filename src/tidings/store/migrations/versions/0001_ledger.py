@@ -28,18 +28,10 @@ def upgrade() -> None:
         sa.Column("at_us", sa.BigInteger, nullable=False),
         sa.Column("data", sa.Text, nullable=True),
         sa.Column("status", sa.SmallInteger, nullable=False),
-        sa.Column("window_id", sa.Integer, nullable=True),
         sa.Column("origin", sa.String(300), nullable=True),
         sa.Column("ingested_us", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_events_entity", "events", ["source", "entity", "key", "seq"])
-    op.create_index(
-        "ix_events_pending",
-        "events",
-        ["source", "entity", "key", "seq"],
-        sqlite_where=sa.text("status = 0"),
-        postgresql_where=sa.text("status = 0"),
-    )
     op.create_index("ix_events_ingested", "events", ["ingested_us"])
     op.create_table(
         "entities",
@@ -49,6 +41,14 @@ def upgrade() -> None:
         sa.Column("baseline", sa.Text, nullable=True),
         sa.Column("seq", sa.BigInteger, nullable=True),
         sa.Column("window_id", sa.Integer, nullable=True),
+        sa.Column("dirty", sa.SmallInteger, nullable=False, server_default="0"),
+    )
+    op.create_index(
+        "ix_entities_dirty",
+        "entities",
+        ["source", "entity", "key"],
+        sqlite_where=sa.text("dirty = 1"),
+        postgresql_where=sa.text("dirty = 1"),
     )
     op.create_table(
         "windows",

@@ -1,0 +1,60 @@
+"""Batched look-ups shared by ingest and close, written to use an index on every backend.
+
+A row-value ``(source, entity, key) IN (...)`` is not planned as an index look-up by SQLite,
+so look-ups group keys by ``(source, entity)`` and use ``key IN (...)`` under that prefix.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection
+
+Ref = tuple[str, str, str]
+CHUNK = 1000  # values per IN (...) list, well inside every backend's parameter limit
+
+
+def group_keys(refs: Iterable[Ref]) -> dict[tuple[str, str], list[str]]:
+    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source, entity, key in refs:
+        grouped[(source, entity)].append(key)
+    return grouped
+
+
+def _marks(conn: Connection, count: int) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
+def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are already in the event log."""
+    found: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = conn.exec_driver_sql(
+            f"SELECT id FROM events WHERE id IN ({_marks(conn, len(chunk))})", tuple(chunk)
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+def entity_states(
+    conn: Connection, refs: Iterable[Ref], *, with_baseline: bool = False
+) -> dict[Ref, tuple[str | None, int | None, int]]:
+    """``ref -> (baseline JSON or None, baseline seq, dirty)`` for the refs that exist."""
+    column = "baseline" if with_baseline else "NULL"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found: dict[Ref, tuple[str | None, int | None, int]] = {}
+    for (source, entity), keys in group_keys(refs).items():
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            rows = conn.exec_driver_sql(
+                f"SELECT key, {column}, seq, dirty FROM entities "
+                f"WHERE source = {mark} AND entity = {mark} "
+                f"AND key IN ({_marks(conn, len(chunk))})",
+                (source, entity, *chunk),
+            )
+            for key, baseline, seq, dirty in rows:
+                found[(source, entity, key)] = (baseline, seq, dirty)
+    return found
