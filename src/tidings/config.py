@@ -229,6 +229,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             [("(file)", f"{chosen} does not exist; run 'tidings init' to write a starter config")],
             str(chosen),
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [("(file)", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")], str(chosen)
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            [("(file)", f"cannot be read: {exc.strerror}; give a TOML file")], str(chosen)
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -49,7 +49,7 @@ def _int(value: Any) -> JSONValue:
             except InvalidOperation:
                 pass
             else:
-                if number == number.to_integral_value():
+                if number.is_finite() and number == number.to_integral_value():
                     return int(number)
     raise ValueError(f"expected a whole number, got {value!r}")
 
@@ -59,7 +59,11 @@ def canonical_decimal(number: Decimal) -> str:
         raise ValueError(f"expected a finite decimal, got {number}")
     if number == 0:
         return "0"
-    text = format(number.normalize(), "f")
+    # Strip trailing zeros by hand: Decimal.normalize() would round to 28 digits and make
+    # two different long numbers equal.
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 

@@ -31,7 +31,8 @@ def format_value(etype: EntityType, field: str, value: JSONValue, config: Config
 def describe(change: Change, config: Config) -> list[str]:
     """One headline and a line per field, in plain words."""
     etype = config.entities.get(change.ref.entity) or EntityType(name=change.ref.entity)
-    name = f"{etype.display_name.capitalize()} {change.ref.key}"
+    label = etype.display_name
+    name = f"{label[:1].upper()}{label[1:]} {change.ref.key}"
     headline = {
         Kind.CREATED: f"{name} was added.",
         Kind.ADDED: f"{name} is now yours.",

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 from sqlalchemy import func, select
-
 from tests.conftest import PLACEMENT_CONFIG
 from tests.helpers import event, write_jsonl
+
 from tidings.store.database import open_database
 from tidings.store.schema import digest_changes, events
 

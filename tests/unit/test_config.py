@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from tests.conftest import PLACEMENT_CONFIG
+
 from tidings.config import (
     ENV_VAR,
     Config,
@@ -271,10 +271,6 @@ def test_load_config_reports_validation_problems_with_the_file_path(tmp_path: Pa
     assert [k for k, _ in caught.value.problems] == ["window.cutoff"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_config only maps FileNotFoundError; a non-UTF-8 file raises UnicodeDecodeError",
-)
 def test_load_config_on_a_file_that_is_not_utf8_raises_config_error(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_bytes(b'timezone = "\xff"\n')
@@ -283,10 +279,6 @@ def test_load_config_on_a_file_that_is_not_utf8_raises_config_error(tmp_path: Pa
         load_config(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_config only maps FileNotFoundError; a directory raises IsADirectoryError",
-)
 def test_load_config_on_a_directory_raises_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_config(tmp_path)
