@@ -23,6 +23,7 @@ from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser
 from tidings.model import ChangeEvent, IngestStats, Op
 from tidings.sources import PARSERS, Format, detect, parser_for
+from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, to_us
 from tidings.store.database import Database
 from tidings.store.lookups import Ref, entity_states, existing_ids
@@ -152,6 +153,16 @@ class Ingestor:
         validator = Validator(self._config, fmt)
         total = IngestStats()
         iterator = iter(lines)
+        with paused_gc():
+            return self._ingest(iterator, validator, total, on_batch)
+
+    def _ingest(
+        self,
+        iterator: Iterator[Line],
+        validator: Validator,
+        total: IngestStats,
+        on_batch: Callable[[int], None] | None,
+    ) -> IngestStats:
         while batch := list(islice(iterator, self._config.ingest.batch_size)):
             events_in: list[tuple[ChangeEvent, str]] = []
             rejected: list[Rejection] = []
@@ -213,8 +224,7 @@ class Ingestor:
                         now_us,
                     )
                 )
-            if rows:
-                insert_events(conn, rows)
+            insert_rows(conn, "events", _EVENT_COLUMNS, rows)
             if dirty:
                 self._mark_dirty(conn, dirty)
             fresh_rejections = [r for r in rejected if not _already_quarantined(conn, r)]
@@ -252,14 +262,6 @@ _EVENT_COLUMNS = (
     "origin",
     "ingested_us",
 )
-
-
-def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """The hot path: one driver-level ``executemany`` of plain tuples (no per-row mapping)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    columns = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
-    marks = ", ".join([mark] * len(_EVENT_COLUMNS))
-    conn.exec_driver_sql(f"INSERT INTO events ({columns}) VALUES ({marks})", list(rows))
 
 
 def _already_quarantined(conn: Connection, rejection: Rejection) -> bool:

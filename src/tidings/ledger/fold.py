@@ -50,28 +50,46 @@ def _by_seq(step: StepTuple) -> int:
     return step[1]
 
 
+class Folder:
+    """The fold as an aggregator: start from a baseline, ``apply`` steps in seq order, then
+    ``result``. The close feeds it straight from an ordered scan; ``fold`` sorts first."""
+
+    __slots__ = ("_applied", "_base", "_baseline_seq", "_seq", "_stale", "_state")
+
+    def __init__(self, baseline: Record | None, baseline_seq: int | None) -> None:
+        self._base = baseline
+        self._state: dict[str, object] | None = dict(baseline) if baseline is not None else None
+        self._baseline_seq = baseline_seq
+        self._seq = baseline_seq
+        self._applied: list[StepTuple] = []
+        self._stale: list[StepTuple] = []
+
+    def apply(self, step: StepTuple) -> None:
+        _, step_seq, op, data = step
+        if self._baseline_seq is not None and step_seq <= self._baseline_seq:
+            self._stale.append(step)
+            return
+        if op == _PATCH:
+            if self._state is None:
+                self._state = {}
+            self._state.update(data or {})
+        elif op == _DELETE:
+            self._state = None
+        else:  # upsert or load
+            self._state = dict(data or {})
+            if op == _LOAD:
+                self._base = dict(self._state)
+        self._applied.append(step)
+        if self._seq is None or step_seq > self._seq:
+            self._seq = step_seq
+
+    def result(self) -> Folded:
+        return Folded(self._base, self._state, self._seq, tuple(self._applied), tuple(self._stale))
+
+
 def fold(baseline: Record | None, baseline_seq: int | None, steps: Iterable[StepTuple]) -> Folded:
     """Apply ``steps`` to ``baseline``; a stable sort keeps arrival order among equal seqs."""
-    base = baseline
-    state: dict[str, object] | None = dict(baseline) if baseline is not None else None
-    applied: list[StepTuple] = []
-    stale: list[StepTuple] = []
-    seq = baseline_seq
+    folder = Folder(baseline, baseline_seq)
     for step in sorted(steps, key=_by_seq):
-        _, step_seq, op, data = step
-        if baseline_seq is not None and step_seq <= baseline_seq:
-            stale.append(step)
-            continue
-        if op == _PATCH:
-            if state is None:
-                state = {}
-            state.update(data or {})
-        elif op == _DELETE:
-            state = None
-        else:  # upsert or load
-            state = dict(data or {})
-            if op == _LOAD:
-                base = dict(state)
-        applied.append(step)
-        seq = step_seq if seq is None or step_seq > seq else seq
-    return Folded(base, state, seq, tuple(applied), tuple(stale))
+        folder.apply(step)
+    return folder.result()

@@ -16,10 +16,10 @@ from tidings.model import Change, Digest, EntityRef, FieldChange, Kind, Record
 
 
 def _whole(record: Record, ignore: frozenset[str], *, as_before: bool) -> dict[str, FieldChange]:
-    items = sorted((k, v) for k, v in record.items() if k not in ignore)
+    names = sorted(record)
     if as_before:
-        return {k: FieldChange(v, None) for k, v in items}
-    return {k: FieldChange(None, v) for k, v in items}
+        return {k: FieldChange(record[k], None) for k in names if k not in ignore}
+    return {k: FieldChange(None, record[k]) for k in names if k not in ignore}
 
 
 def diff(

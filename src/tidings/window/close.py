@@ -32,13 +32,14 @@ import orjson
 from sqlalchemy import Connection, update
 
 from tidings.config import Config
-from tidings.ledger.fold import StepTuple, fold
+from tidings.ledger.fold import Folder
 from tidings.ledger.netchange import address, digests
 from tidings.model import Change, CloseResult, CloseStats, EntityRef, Op, Record
+from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
-from tidings.store.lookups import CHUNK, Ref, entity_states
-from tidings.store.schema import ACCEPTED, STALE, digest_changes, events, windows
+from tidings.store.lookups import CHUNK, Ref
+from tidings.store.schema import ACCEPTED, STALE, events, windows
 from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
 
 Clock = Callable[[], datetime]
@@ -68,13 +69,19 @@ class _Tally:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """One entity's pending events, split at the close time."""
+@dataclass(slots=True)
+class _Folding:
+    """One entity being folded as its events stream past."""
 
     ref: Ref
-    due: list[StepTuple]
-    later: list[tuple[str, int]]  # (id, seq) of events after the close time
+    folder: Folder
+    applies: int = 0  # events at or before the close time
+    later: list[tuple[str, int]] = field(default_factory=list)  # (id, seq) after it
+
+
+def _rows(cursor: Any) -> Iterator[tuple[Any, ...]]:
+    while rows := cursor.fetchmany(10_000):
+        yield from rows
 
 
 class WindowCloser:
@@ -86,14 +93,14 @@ class WindowCloser:
 
     def preview(self, closes_at: datetime) -> CloseResult:
         """What closing at ``closes_at`` would produce; changes nothing."""
-        with self._db.read() as conn:
+        with self._db.read() as conn, paused_gc():
             return self._run(conn, closes_at, persist=False)
 
     def close(
         self, closes_at: datetime, on_progress: Callable[[int, int], None] | None = None
     ) -> CloseResult:
         """Close the window at ``closes_at`` and persist its digests, all in one transaction."""
-        with self._db.write(exclusive=True) as conn:
+        with self._db.write(exclusive=True) as conn, paused_gc():
             return self._run(conn, closes_at, persist=True, on_progress=on_progress)
 
     def _run(
@@ -108,9 +115,9 @@ class WindowCloser:
         due, total = self._due(conn, until)
         window_id = self._open_window(conn, closes_at) if persist else None
         tally = _Tally()
-        page: list[_Pending] = []
-        for pending in self._pending(conn, until, due):
-            page.append(pending)
+        page: list[_Folding] = []
+        for folding in self._folded(conn, until, due):
+            page.append(folding)
             if len(page) == _PAGE:
                 self._fold_page(conn, page, tally, window_id)
                 page = []
@@ -156,58 +163,75 @@ class WindowCloser:
         }
         return due, len(due)
 
-    # Step 3, first half: one ordered scan, on a driver cursor (a million rows through
-    # SQLAlchemy's result layer would cost more than folding them).
-    def _pending(self, conn: Connection, until: int, due: set[Ref] | None) -> Iterator[_Pending]:
-        names = sorted(self._config.entities)
+    # Steps 3 and 4: two ordered scans walked side by side, the due entities' ledger rows and
+    # their pending events, on driver cursors (a million rows through SQLAlchemy's result layer
+    # would cost more than folding them). Each entity is folded as its events stream past.
+    def _folded(self, conn: Connection, until: int, due: set[Ref] | None) -> Iterator[_Folding]:
+        names = tuple(sorted(self._config.entities))
         mark, tie = self._sql(conn)
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        # On PostgreSQL a named (server-side) cursor streams rows instead of loading them all.
-        cursor = raw.cursor() if self._db.is_sqlite else raw.cursor(name="tidings_close")
-        cursor.execute(
+        in_names = f"n.entity IN ({', '.join([mark] * len(names))})"
+        ledger = self._cursor(conn, "tidings_ledger")
+        ledger.execute(
+            "SELECT n.source, n.entity, n.key, n.baseline, n.seq FROM entities n "
+            f"WHERE n.dirty = 1 AND {in_names} ORDER BY n.source, n.entity, n.key",
+            names,
+        )
+        scan = self._cursor(conn, "tidings_events")
+        scan.execute(
             "SELECT n.source, n.entity, n.key, e.id, e.seq, e.op, e.data, e.at_us "
             "FROM entities n JOIN events e "
             "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
-            f"WHERE n.dirty = 1 AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq) "
-            f"AND n.entity IN ({', '.join([mark] * len(names))}) "
+            f"WHERE n.dirty = 1 AND {in_names} AND e.status = {ACCEPTED} "
+            "AND (n.seq IS NULL OR e.seq > n.seq) "
             f"ORDER BY n.source, n.entity, n.key, e.seq{tie}",
-            tuple(names),
+            names,
         )
+        ledger_rows = _rows(ledger)
         loads_json = orjson.loads
-        current: _Pending | None = None
+        current: _Folding | None = None
+        last: tuple[Any, Any, Any] = (None, None, None)
         try:
-            while rows := cursor.fetchmany(10_000):
-                for source, entity, key, event_id, seq, op, data, at_us in rows:
-                    if current is None or current.ref != (source, entity, key):
-                        if current is not None and current.due:
-                            yield current
-                        ref = (source, entity, key)
-                        current = _Pending(ref, [], []) if due is None or ref in due else None
-                        if current is None:
-                            continue
-                    if at_us <= until:
-                        current.due.append(
-                            (event_id, seq, op, None if data is None else loads_json(data))
-                        )
-                    else:
-                        current.later.append((event_id, seq))
+            for source, entity, key, event_id, seq, op, data, at_us in _rows(scan):
+                if key != last[2] or entity != last[1] or source != last[0]:
+                    if current is not None and current.applies:
+                        yield current
+                    current = None
+                    last = ref = (source, entity, key)
+                    if due is None or ref in due:
+                        for row in ledger_rows:  # the same order: advance to this entity
+                            if (row[0], row[1], row[2]) == ref:
+                                current = _Folding(ref, Folder(loads(row[3]), row[4]))
+                                break
+                        assert current is not None, "every pending event has a ledger row"
+                if current is None:
+                    continue
+                if at_us <= until:
+                    current.applies += 1
+                    current.folder.apply(
+                        (event_id, seq, op, None if data is None else loads_json(data))
+                    )
+                else:
+                    current.later.append((event_id, seq))
         finally:
-            cursor.close()
-        if current is not None and current.due:
+            scan.close()
+            ledger.close()
+        if current is not None and current.applies:
             yield current
 
-    # Step 3, second half, and step 4
+    def _cursor(self, conn: Connection, name: str) -> Any:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        # On PostgreSQL a named (server-side) cursor streams rows instead of loading them all.
+        return raw.cursor() if self._db.is_sqlite else raw.cursor(name=name)
+
     def _fold_page(
-        self, conn: Connection, page: Sequence[_Pending], tally: _Tally, window_id: int | None
+        self, conn: Connection, page: Sequence[_Folding], tally: _Tally, window_id: int | None
     ) -> None:
-        states = entity_states(conn, [p.ref for p in page], with_baseline=True)
         entity_types = self._config.entities
         outcomes = []
-        for pending in page:
-            ref = pending.ref
-            baseline_json, baseline_seq, _ = states.get(ref, (None, None, 0))
-            folded = fold(loads(baseline_json), baseline_seq, pending.due)
+        for item in page:
+            ref = item.ref
+            folded = item.folder.result()
             addressed, changed = address(
                 entity_types[ref[1]], EntityRef(*ref), folded.baseline, folded.current
             )
@@ -226,7 +250,7 @@ class WindowCloser:
             new_seq = folded.seq
             overtaken = [s[0] for s in folded.stale]
             waiting = 0
-            for event_id, seq in pending.later:
+            for event_id, seq in item.later:
                 if new_seq is not None and seq <= new_seq:
                     overtaken.append(event_id)
                 else:
@@ -287,20 +311,20 @@ class WindowCloser:
     def _write_digests(
         conn: Connection, window_id: int, addressed: Sequence[tuple[str, Change]]
     ) -> None:
+        columns = ("window_id", "recipient", "source", "entity", "key", "kind", "fields")
         rows = [
-            {
-                "window_id": window_id,
-                "recipient": recipient,
-                "source": change.ref.source,
-                "entity": change.ref.entity,
-                "key": change.ref.key,
-                "kind": change.kind.value,
-                "fields": dumps(change.to_json()["fields"]),
-            }
+            (
+                window_id,
+                recipient,
+                change.ref.source,
+                change.ref.entity,
+                change.ref.key,
+                change.kind.value,
+                dumps(change.to_json()["fields"]),
+            )
             for recipient, change in addressed
         ]
-        for start in range(0, len(rows), 10_000):
-            conn.execute(digest_changes.insert(), rows[start : start + 10_000])
+        insert_rows(conn, "digest_changes", columns, rows)
 
     @staticmethod
     def _finish_window(conn: Connection, window_id: int, tally: _Tally, digest_count: int) -> None:
