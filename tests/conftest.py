@@ -33,6 +33,7 @@ PLACEMENT_CONFIG: dict[str, Any] = {
                 "wte": {"type": "decimal", "label": "Whole time equivalent"},
                 "hours": "int",
                 "onCall": "bool",
+                "confirmedAt": "datetime",
                 "updatedAt": "datetime",
             },
         },

@@ -22,7 +22,8 @@ from sqlalchemy import and_, delete, func, or_, select
 from tidings.config import Config, load_config
 from tidings.errors import InputError
 from tidings.explain import Explanation, explain
-from tidings.ingest import Ingestor, Line, Rejection, Validator, read_lines
+from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator, read_lines
+from tidings.ingest.validate import Prepared, prepare
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
@@ -48,7 +49,7 @@ class Tidings:
         self.config = config
         self.clock = clock
         self.db = db if db is not None else open_database(config.store.url)
-        self._ingestor = Ingestor(self.db, config, clock)
+        self._ingestor = Ingestor(self.db, config, clock, config.ingest.workers)
         self._closer = WindowCloser(self.db, config, clock)
         self.schedule: Schedule = schedule_for(config.window, config.tz)
 
@@ -98,15 +99,15 @@ class Tidings:
     def ingest_events(self, changes: Iterable[ChangeEvent], origin: str = "api") -> IngestStats:
         """Ingest events built in Python; an invalid one raises ``InputError``, none stored."""
         validator = Validator(self.config)
-        batch: list[tuple[ChangeEvent, str | None]] = []
+        batch: list[Prepared] = []
         skipped = 0
         for event in changes:
             checked = validator.check(event)
             if checked is None:
                 skipped += 1
             else:
-                batch.append((checked, origin))
-        return self._ingestor.write(batch, (), skipped)
+                batch.append(prepare(checked, origin))
+        return self._ingestor.write(Validated(batch, [], skipped, 0))
 
     # Windows
     def default_close_time(self) -> datetime:

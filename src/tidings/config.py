@@ -160,6 +160,8 @@ class AuditConfig(_Frozen):
 
 class IngestConfig(_Frozen):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    # Worker processes that validate large inputs; unset: one per core beyond the writer.
+    workers: Annotated[int, Field(ge=0, le=64)] | None = None
     skip_entities: frozenset[str] = frozenset()
 
 

@@ -149,29 +149,33 @@ def normaliser_for(kind: FieldType, zone: tzinfo) -> Normaliser:
 
 
 class RecordNormaliser:
-    """Normalises the records of one entity type; built once, used for every event."""
+    """Normalises the records of one entity type; built once, used for every event.
+
+    Ignored fields are kept as they came: they are never compared, so they are not checked.
+    """
 
     __slots__ = ("_normalisers",)
 
     def __init__(self, entity: EntityType, zone: tzinfo) -> None:
         self._normalisers: dict[str, Normaliser] = {
-            name: normaliser_for(spec.type, zone) for name, spec in entity.fields.items()
+            name: normaliser_for(spec.type, zone)
+            for name, spec in entity.fields.items()
+            if name not in entity.ignore
         }
 
     def __call__(self, data: Mapping[str, Any]) -> dict[str, JSONValue]:
         """Return the canonical record; raises ``InputError`` naming the first bad field."""
-        out: dict[str, JSONValue] = {}
-        normalisers = self._normalisers
-        for name, value in data.items():
+        out = dict(data)
+        self.in_place(out)
+        return out
+
+    def in_place(self, data: dict[str, Any]) -> None:
+        """Normalise a record this caller owns, without copying it (the ingest hot path)."""
+        for name, normalise in self._normalisers.items():
+            value = data.get(name)
             if value is None:
-                out[name] = None
-                continue
-            normalise = normalisers.get(name)
-            if normalise is None:
-                out[name] = value
                 continue
             try:
-                out[name] = normalise(value)
+                data[name] = normalise(value)
             except ValueError as exc:
                 raise InputError(str(exc), field=f"data.{name}") from None
-        return out

@@ -92,7 +92,7 @@ def replay(
         batch: list[tuple[ChangeEvent, str | None]] = []
         if outcome is not None:
             batch.append((outcome, f"{entry.origin}:{entry.line} (replayed)"))
-        ingestor.write(batch)
+        ingestor.write_events(batch)
         with db.write() as conn:
             conn.execute(
                 update(quarantine)

@@ -248,7 +248,8 @@ def test_record_normaliser_normalises_each_declared_field() -> None:
             "wte": "1.0",
             "hours": "40",
             "onCall": "yes",
-            "updatedAt": "2025-08-06T09:30:00",
+            "confirmedAt": "2025-08-06T09:30:00",
+            "updatedAt": "not checked: ignored",
         }
     )
 
@@ -258,13 +259,14 @@ def test_record_normaliser_normalises_each_declared_field() -> None:
         "wte": "1",
         "hours": 40,
         "onCall": True,
-        "updatedAt": "2025-08-06T08:30:00+00:00",
+        "confirmedAt": "2025-08-06T08:30:00+00:00",
+        "updatedAt": "not checked: ignored",
     }
 
 
 def test_record_normaliser_keeps_null_for_every_type() -> None:
     normalise = RecordNormaliser(CONFIG.entities["Placement"], CONFIG.tz)
-    nulls = dict.fromkeys(["traineeId", "dateFrom", "wte", "hours", "onCall", "updatedAt"])
+    nulls = dict.fromkeys(["traineeId", "dateFrom", "wte", "hours", "onCall", "confirmedAt"])
 
     assert normalise(nulls) == nulls
 
@@ -292,7 +294,7 @@ def test_record_normaliser_with_no_declared_fields_is_the_identity() -> None:
         ("hours", "1.5", "expected a whole number, got '1.5'"),
         ("dateFrom", "2025-08-06T09:00:00", "expected a date, got a time of day"),
         ("onCall", "perhaps", "expected true or false, got 'perhaps'"),
-        ("updatedAt", "later", "expected a date and time like"),
+        ("confirmedAt", "later", "expected a date and time like"),
         ("traineeId", ["A"], "expected text, got list"),
     ],
 )

@@ -277,14 +277,14 @@ def _command() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    console = Console()
+    console, busy = Console(), Console(stderr=True)  # progress goes to stderr, like the CLI's
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     config_path, config = _write_config(out)
     cutoff = config.window.cutoff_time
     assert cutoff is not None, "the demo config closes daily"
 
-    with console.status(f"Generating a region of {args.trainees:,} trainees and a day of edits"):
+    with busy.status(f"Generating a region of {args.trainees:,} trainees and a day of edits"):
         region = g.generate_region(args.seed, args.trainees)
         work = g.day_of_work(region, DAY, args.seed)
         bootstrap = out / "bootstrap.jsonl"
@@ -300,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     exp = work.expected
     with Tidings(config, clock=lambda: EVENING) as tidings:
         # 1. The bootstrap: the region as it stood last night becomes the baseline.
-        loaded = _ingest(tidings, [bootstrap], len(lines), "Loading the region", console)
-        first = _close(tidings, local_instant(BOOTSTRAP_AT.date(), cutoff, config.tz), console)
+        loaded = _ingest(tidings, [bootstrap], len(lines), "Loading the region", busy)
+        first = _close(tidings, local_instant(BOOTSTRAP_AT.date(), cutoff, config.tz), busy)
         console.print(
             f"Loaded {loaded.accepted:,} records as of {BOOTSTRAP_AT:%d %B %H:%M}; window closed "
             f"at {first.closes_at:%d %B %H:%M}: [bold]{len(first.digests)} people told[/] "
@@ -318,14 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         # 2. The day's edits, native and DMS, in one go (the format is detected per line).
         console.rule(f"The day's edits: {edits.name}, {dms.name}")
         day_lines = len(work.native_lines) + len(work.dms_lines)
-        stats = _ingest(tidings, [edits, dms], day_lines, "Ingesting the day", console)
+        stats = _ingest(tidings, [edits, dms], day_lines, "Ingesting the day", busy)
         print_ingest(stats, console)
         quarantined = tidings.quarantined()
         console.print(_quarantine_table(quarantined))
 
         # 3. The 18:00 cutoff.
         console.rule("The window closes")
-        result = _close(tidings, local_instant(DAY, cutoff, config.tz), console)
+        result = _close(tidings, local_instant(DAY, cutoff, config.tz), busy)
         print_close(result, config, title=f"Window {result.window_id} closed", console=console)
         console.print(_summary(result, stats))
         checks = [boot_check, *_checks(result, stats, exp, region)]
