@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
-from tests.pgserver import ensure_postgres
 
+from tests.pgserver import ensure_postgres
 from tidings.api import Tidings
 from tidings.config import Config, parse_config
 

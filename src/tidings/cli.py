@@ -151,7 +151,7 @@ def _json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def print_close(result: CloseResult, cfg: Config, *, title: str, console: Console = out) -> None:
+def print_close(result: CloseResult, *, title: str, console: Console = out) -> None:
     s = result.stats
     table = Table(title=f"{title} at {result.closes_at.isoformat()}", show_header=False)
     table.add_row("entities with events", f"{s.entities:,}")
@@ -196,7 +196,7 @@ def preview(
         if as_json:
             _json(result.to_json())
             return
-        print_close(result, tidings.config, title="Preview of the window closing")
+        print_close(result, title="Preview of the window closing")
         print_digests(result, tidings.config, show)
 
 
@@ -219,7 +219,7 @@ def close(
         if as_json:
             _json(result.to_json())
             return
-        print_close(result, tidings.config, title=f"Window {result.window_id} closed")
+        print_close(result, title=f"Window {result.window_id} closed")
 
 
 def _record_table(title: str, record: dict[str, Any] | None) -> Table:
@@ -316,6 +316,7 @@ def quarantine_list(
 ) -> None:
     """List quarantined input (open entries unless --all)."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = config  # `tidings quarantine --config X show 1` means X for the subcommand
         return
     with _open(config) as tidings:
         found = tidings.quarantined(None if show_all else "open")
@@ -354,9 +355,9 @@ def quarantine_list(
 
 
 @quarantine_app.command("show")
-def quarantine_show(entry_id: int, config: ConfigOption = None) -> None:
+def quarantine_show(ctx: typer.Context, entry_id: int, config: ConfigOption = None) -> None:
     """Print one quarantined line as it arrived (to fix it and replay it)."""
-    with _open(config) as tidings:
+    with _open(config or ctx.obj) as tidings:
         found = [e for e in tidings.quarantined(None, 1_000_000) if e.id == entry_id]
     if not found:
         err.print(f"no quarantine entry {entry_id}")
@@ -366,6 +367,7 @@ def quarantine_show(entry_id: int, config: ConfigOption = None) -> None:
 
 @quarantine_app.command("replay")
 def quarantine_replay(
+    ctx: typer.Context,
     ids: list[int],
     line: Annotated[
         str | None, typer.Option(help="A corrected line to ingest instead (one id only).")
@@ -373,7 +375,7 @@ def quarantine_replay(
     config: ConfigOption = None,
 ) -> None:
     """Ingest quarantined lines again; an entry is resolved once its line is accepted."""
-    with _open(config) as tidings:
+    with _open(config or ctx.obj) as tidings:
         outcomes = tidings.replay(ids, None if line is None else line.encode())
     failed = 0
     for o in outcomes:
@@ -387,9 +389,9 @@ def quarantine_replay(
 
 
 @quarantine_app.command("discard")
-def quarantine_discard(ids: list[int], config: ConfigOption = None) -> None:
+def quarantine_discard(ctx: typer.Context, ids: list[int], config: ConfigOption = None) -> None:
     """Mark quarantined lines as deliberately dropped (kept for the record)."""
-    with _open(config) as tidings:
+    with _open(config or ctx.obj) as tidings:
         count = tidings.discard(ids)
     out.print(f"Discarded {count} entries.")
 

@@ -166,7 +166,7 @@ def explain(
     )
     return Explanation(
         ref,
-        closes_at,
+        closes_at.astimezone(config.tz),
         baseline,
         baseline_seq,
         base_row.window_id if base_row else None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.helpers import event, write_jsonl
 
 DAY_BEFORE = "2025-08-05"

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from tests.conftest import FakeClock
 from tests.helpers import event, lines
-
 from tidings.api import Tidings
 
 T1 = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
 from tests import pgserver
 
 

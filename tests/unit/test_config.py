@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.conftest import PLACEMENT_CONFIG
 
+from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import (
     ENV_VAR,
     Config,

@@ -8,8 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.conftest import PLACEMENT_CONFIG
 
+from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import EntityType, FieldType, parse_config
 from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser, canonical_decimal, normaliser_for

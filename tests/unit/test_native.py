@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import PLACEMENT_CONFIG
 
+from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import parse_config
 from tidings.errors import InputError
 from tidings.model import ChangeEvent, Op

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.conftest import PLACEMENT_CONFIG
-
 from tidings.config import EntityType, parse_config
 from tidings.ledger.fold import Step, fold
 from tidings.ledger.netchange import address, diff, digests, recipient_of

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import PLACEMENT_CONFIG
 
+from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import parse_config
 from tidings.model import Change, Digest, EntityRef, FieldChange, Kind
 from tidings.wording import describe, describe_digest, format_value

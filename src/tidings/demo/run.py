@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         # 3. The 18:00 cutoff.
         console.rule("The window closes")
         result = _close(tidings, local_instant(DAY, cutoff, config.tz), busy)
-        print_close(result, config, title=f"Window {result.window_id} closed", console=console)
+        print_close(result, title=f"Window {result.window_id} closed", console=console)
         console.print(_summary(result, stats))
         checks = [boot_check, *_checks(result, stats, exp, region)]
         console.print(_checks_table(checks))

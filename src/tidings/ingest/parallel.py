@@ -13,6 +13,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -40,8 +42,18 @@ def default_workers() -> int:
     return cores if cores > 1 else 0
 
 
-def _start(config: Config, fmt: Format, lock: AbstractContextManager[Any] | None) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive a killed parent: it would hold a database connection."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _start(
+    config: Config, fmt: Format, lock: AbstractContextManager[Any] | None, parent: int
+) -> None:
     global _worker
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from tidings.ingest.write import Ingestor  # a worker-only import, avoiding a cycle
     from tidings.store.database import open_database
 
@@ -69,7 +81,7 @@ def ingest_in_workers(
     context = multiprocessing.get_context("spawn")  # no fork: the parent holds DB connections
     lock = context.Lock() if config.store.url.startswith("sqlite") else None
     with ProcessPoolExecutor(
-        workers, context, initializer=_start, initargs=(config, fmt, lock)
+        workers, context, initializer=_start, initargs=(config, fmt, lock, os.getpid())
     ) as pool:
         in_flight: deque[Future[tuple[int, IngestStats]]] = deque()
         while True:

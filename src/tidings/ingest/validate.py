@@ -72,7 +72,7 @@ class Validator:
         try:
             record = orjson.loads(line.raw)
         except orjson.JSONDecodeError as exc:
-            return Rejection(line, fmt.value, None, None, f"not valid JSON: {exc}")
+            return Rejection(line, fmt.value, None, None, f"not valid JSON: {_json_error(exc)}")
         if not isinstance(record, dict):
             return Rejection(line, fmt.value, None, None, "expected a JSON object on each line")
         try:
@@ -131,6 +131,11 @@ class Validator:
                 record=event.id,
             )
         return event
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    # The decoder counts lines inside this one input line; say where in the line instead.
+    return f"{exc.msg} at character {exc.pos + 1} of the line"
 
 
 def prepare(event: ChangeEvent, origin: str | None) -> Prepared:

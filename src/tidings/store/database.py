@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tidings.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 _LOCK_KEY = 0x7469_6469  # "tidi": the advisory lock that orders ingests and closes
 _READ_ONLY = "tidings_read_only"
@@ -96,6 +97,8 @@ class Database:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # only when migrating: faster start-up
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("tidings.store") / "migrations"))
     cfg.attributes["engine"] = engine
@@ -110,13 +113,26 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         else:
             engine = create_engine(url, pool_pre_ping=True)
         if migrate:
-            command.upgrade(alembic_config(engine), "head")
+            _upgrade(engine)
     except SQLAlchemyError as exc:
         raise StoreError(
             f"cannot open the store at {engine_url_for_humans(url)}: {exc.__class__.__name__}: "
             f"{exc.args[0] if exc.args else exc}; check [store] url in the config"
         ) from exc
     return Database(engine)
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config(engine)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        command.upgrade(cfg, "head")
 
 
 def engine_url_for_humans(url: str) -> str:
