@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 JSONValue: TypeAlias = Any
 """A canonical JSON value (str, int, bool, None, or nested lists/dicts for untyped fields)."""
@@ -74,8 +74,10 @@ class ChangeEvent:
         return EntityRef(self.source, self.entity, self.key)
 
 
-@dataclass(frozen=True, slots=True)
-class FieldChange:
+class FieldChange(NamedTuple):
+    """One field's value before and after (immutable; a named tuple because a close builds
+    one per field of every changed record, and a frozen dataclass costs several times more)."""
+
     before: JSONValue
     after: JSONValue
 

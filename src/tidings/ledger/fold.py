@@ -65,7 +65,8 @@ class Folder:
         self._stale: list[StepTuple] = []
 
     def apply(self, step: StepTuple) -> None:
-        _, step_seq, op, data = step
+        # By index, so a longer row (the close passes its own) works as well as a StepTuple.
+        step_seq, op, data = step[1], step[2], step[3]
         if self._baseline_seq is not None and step_seq <= self._baseline_seq:
             self._stale.append(step)
             return

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -82,8 +83,7 @@ class _Folding:
 _Outcome = tuple[Ref, Record | None, int | None, int]  # ref, new baseline, its seq, dirty
 
 
-def _seq_then_arrival(item: list[Any]) -> tuple[int, int]:
-    return item[1], item[5]
+_SEQ_THEN_ARRIVAL = itemgetter(1, 5)
 
 
 class WindowCloser:
@@ -196,16 +196,20 @@ class WindowCloser:
                         continue
                     items = loads_json(gathered_json)
                     if self._db.is_sqlite:
-                        items.sort(key=_seq_then_arrival)
-                    folding = _Folding(ref, Folder(loads(baseline), baseline_seq))
-                    for item in items:
-                        if item[4] <= until:
-                            folding.applies += 1
-                            folding.folder.apply((item[0], item[1], item[2], item[3]))
-                        else:
-                            folding.later.append((item[0], item[1]))
-                    if folding.applies:
-                        yield folding
+                        items.sort(key=_SEQ_THEN_ARRIVAL)
+                    now = [item for item in items if item[4] <= until]
+                    if not now:
+                        continue
+                    folder = Folder(loads(baseline), baseline_seq)
+                    apply = folder.apply
+                    for item in now:
+                        apply(item)  # [id, seq, op, data, ...]: a step by index
+                    later = (
+                        [(i[0], i[1]) for i in items if i[4] > until]
+                        if len(now) < len(items)
+                        else []
+                    )
+                    yield _Folding(ref, folder, len(now), later)
         finally:
             scan.close()
 
