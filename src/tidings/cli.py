@@ -253,14 +253,25 @@ def _events_table(title: str, lines: tuple[EventLine, ...]) -> Table:
 
 def print_explanation(ex: Explanation, cfg: Config) -> None:
     out.print(f"[bold]{ex.ref}[/] as of a window closing at {ex.closes_at.isoformat()}")
-    out.print(_events_table("Earlier events", ex.history))
+    if ex.history:
+        out.print(_events_table("Earlier events (already folded into the baseline)", ex.history))
+    last = ex.baseline_window
+    if last is not None and not any(t.window_id == last for t in ex.told):
+        out.print(
+            f"Window {last} folded the earlier events and told nobody: their net change was "
+            "nothing (a bootstrap load, reverted edits, ignored fields only, the same values) "
+            "or the record named no recipient."
+        )
     base_title = "Baseline" + (
         f" (after window {ex.baseline_window}, seq {ex.baseline_seq})"
         if ex.baseline_window
         else " (never closed)"
     )
     out.print(_record_table(base_title, dict(ex.baseline) if ex.baseline else None))
-    out.print(_events_table("Pending events, in seq order", ex.pending))
+    if ex.pending:
+        out.print(_events_table("Pending events, in seq order", ex.pending))
+    else:
+        out.print("No pending events.")
     out.print(_record_table("Current state", dict(ex.current) if ex.current else None))
     if not ex.changes:
         out.print(
