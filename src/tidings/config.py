@@ -144,6 +144,10 @@ class WindowConfig(_Frozen):
 class StoreConfig(_Frozen):
     url: str = "sqlite:///tidings.db"
 
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

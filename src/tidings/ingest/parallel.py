@@ -10,14 +10,10 @@ batch commits whole or not at all, and re-running the input finds its duplicates
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
-import os
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -26,6 +22,7 @@ from tidings.config import Config
 from tidings.ingest.validate import Line, Validator, validate_batch
 from tidings.model import IngestStats
 from tidings.sources import Format
+from tidings.workers import worker_pool
 
 if TYPE_CHECKING:
     from tidings.ingest.write import Ingestor
@@ -36,28 +33,11 @@ PlainLine = tuple[str, int, bytes]  # crosses the process boundary far faster th
 _worker: tuple[Validator, Ingestor, AbstractContextManager[Any]] | None = None
 
 
-def default_workers() -> int:
-    """Worker processes for large inputs: one per core, none on a single core."""
-    cores = os.cpu_count() or 1
-    return cores if cores > 1 else 0
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker must not outlive a killed parent: it would hold a database connection."""
-    while os.getppid() == parent:
-        time.sleep(0.2)
-    os._exit(1)
-
-
-def _start(
-    config: Config, fmt: Format, lock: AbstractContextManager[Any] | None, parent: int
-) -> None:
+def _start(config: Config, fmt: Format, lock: AbstractContextManager[Any] | None) -> None:
     global _worker
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from tidings.ingest.write import Ingestor  # a worker-only import, avoiding a cycle
     from tidings.store.database import open_database
 
-    gc.disable()  # short-lived, acyclic objects only (see ``store.bulk.paused_gc``)
     ingestor = Ingestor(open_database(config.store.url, migrate=False), config, workers=0)
     _worker = (Validator(config, fmt), ingestor, lock or nullcontext())
 
@@ -78,11 +58,8 @@ def ingest_in_workers(
     now_us: Callable[[], int],
 ) -> Iterator[tuple[int, IngestStats]]:
     """``(lines consumed, stats)`` per batch, as workers finish them, in input order."""
-    context = multiprocessing.get_context("spawn")  # no fork: the parent holds DB connections
-    lock = context.Lock() if config.store.url.startswith("sqlite") else None
-    with ProcessPoolExecutor(
-        workers, context, initializer=_start, initargs=(config, fmt, lock, os.getpid())
-    ) as pool:
+    lock = multiprocessing.get_context("spawn").Lock() if config.store.is_sqlite else None
+    with worker_pool(workers, _start, (config, fmt, lock)) as pool:
         in_flight: deque[Future[tuple[int, IngestStats]]] = deque()
         while True:
             while len(in_flight) < workers * 2 and (batch := next(batches, None)):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tidings.config import Config
-from tidings.ingest.parallel import INLINE_BATCHES, batched, default_workers, ingest_in_workers
+from tidings.ingest.parallel import INLINE_BATCHES, batched, ingest_in_workers
 from tidings.ingest.validate import (
     Line,
     Prepared,
@@ -35,6 +35,7 @@ from tidings.store.codec import to_us
 from tidings.store.database import Database
 from tidings.store.lookups import Ref, entity_states, existing_ids
 from tidings.store.schema import ACCEPTED, STALE, entities, quarantine
+from tidings.workers import default_workers
 
 Clock = Callable[[], datetime]
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import Connection, update
@@ -42,6 +42,7 @@ from tidings.store.database import Database
 from tidings.store.lookups import CHUNK, Ref
 from tidings.store.schema import ACCEPTED, STALE, events, windows
 from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
+from tidings.workers import default_workers, worker_pool
 
 Clock = Callable[[], datetime]
 _PAGE = 1000  # entities folded and written together
@@ -58,6 +59,18 @@ class _Tally:
     unaddressed: int = 0
     addressed: list[tuple[str, Change]] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
+
+    def merged(self, other: _Tally) -> _Tally:
+        return _Tally(
+            self.entities + other.entities,
+            self.folded + other.folded,
+            self.stale + other.stale,
+            self.net_changes + other.net_changes,
+            self.vanished + other.vanished,
+            self.unaddressed + other.unaddressed,
+            self.addressed + other.addressed,
+            self.stale_ids + other.stale_ids,
+        )
 
     def stats(self) -> CloseStats:
         return CloseStats(
@@ -81,16 +94,37 @@ class _Folding:
 
 
 _Outcome = tuple[Ref, Record | None, int | None, int]  # ref, new baseline, its seq, dirty
+_Bounds = tuple[Ref | None, Ref | None]  # from (inclusive), to (exclusive)
+
+
+def _fold_part_in_worker(
+    config: Config, until: int, due: set[Ref] | None, bounds: _Bounds
+) -> tuple[list[_Outcome], _Tally]:
+    from tidings.store.database import open_database
+
+    db = open_database(config.store.url, migrate=False)
+    try:
+        with db.read() as conn:
+            return WindowCloser(db, config, _no_clock).fold_part(conn, until, due, bounds)
+    finally:
+        db.dispose()
+
+
+def _no_clock() -> datetime:
+    raise AssertionError("a worker folds; it never opens a window")
 
 
 _SEQ_THEN_ARRIVAL = itemgetter(1, 5)
 
 
 class WindowCloser:
-    def __init__(self, db: Database, config: Config, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, config: Config, clock: Clock, parallel_from: int = 20_000
+    ) -> None:
         self._db = db
         self._config = config
         self._clock = clock
+        self._parallel_from = parallel_from  # entities from which a worker takes half
         self._schedule: Schedule = schedule_for(config.window, config.tz)
 
     def preview(self, closes_at: datetime) -> CloseResult:
@@ -116,18 +150,18 @@ class WindowCloser:
         until = to_us(closes_at)
         due, total = self._due(conn, until)
         window_id = self._open_window(conn, closes_at) if persist else None
-        tally = _Tally()
-        page: list[_Folding] = []
-        outcomes: list[_Outcome] = []
-        # Nothing is written until the scan is over, so writes never disturb the open cursor.
-        for folding in self._folded(conn, until, due):
-            page.append(folding)
-            if len(page) == _PAGE:
-                outcomes.extend(self._fold_page(page, tally))
-                page = []
-                if on_progress is not None:
-                    on_progress(tally.entities, total)
-        outcomes.extend(self._fold_page(page, tally))
+        split = self._split(conn, due, total)
+        if split is None:
+            outcomes, tally = self.fold_part(conn, until, due, None, on_progress, total)
+        else:
+            # A worker folds the entities before the split while this process folds the rest;
+            # it reads the same data: this transaction holds the lock, so nothing changes.
+            with worker_pool(1) as pool:
+                first = pool.submit(_fold_part_in_worker, self._config, until, due, (None, split))
+                outcomes, tally = self.fold_part(conn, until, due, (split, None))
+                their_outcomes, their_tally = first.result()
+            outcomes = their_outcomes + outcomes
+            tally = their_tally.merged(tally)
         result_digests = digests(tally.addressed)
         if window_id is not None:
             for start in range(0, len(outcomes), _PAGE):
@@ -139,6 +173,49 @@ class WindowCloser:
             on_progress(tally.entities, total)
         local = closes_at.astimezone(self._config.tz)
         return CloseResult(local, result_digests, tally.stats(), window_id)
+
+    def fold_part(
+        self,
+        conn: Connection,
+        until: int,
+        due: set[Ref] | None,
+        bounds: _Bounds | None,
+        on_progress: Callable[[int, int], None] | None = None,
+        total: int = 0,
+    ) -> tuple[list[_Outcome], _Tally]:
+        """Steps 3 and 4 for the entities within ``bounds`` (all when ``None``)."""
+        tally = _Tally()
+        page: list[_Folding] = []
+        outcomes: list[_Outcome] = []
+        # Nothing is written until the scan is over, so writes never disturb the open cursor.
+        for folding in self._folded(conn, until, due, bounds):
+            page.append(folding)
+            if len(page) == _PAGE:
+                outcomes.extend(self._fold_page(page, tally))
+                page = []
+                if on_progress is not None:
+                    on_progress(tally.entities, total)
+        outcomes.extend(self._fold_page(page, tally))
+        return outcomes, tally
+
+    def _split(self, conn: Connection, due: set[Ref] | None, total: int) -> Ref | None:
+        """Where a worker's share ends, for closes big enough to be worth a second core."""
+        if total < self._parallel_from or default_workers() < 2:
+            return None
+        # The worker's share is smaller: it starts later (imports) and its results cross a
+        # process boundary; about a third balances the two on this machine's measurements.
+        offset = total * 35 // 100
+        if due is not None:
+            return sorted(due)[offset]
+        names = tuple(sorted(self._config.entities))
+        mark = "?" if self._db.is_sqlite else "%s"
+        row = conn.exec_driver_sql(
+            "SELECT source, entity, key FROM entities n "
+            f"WHERE dirty = 1 AND entity IN ({', '.join([mark] * len(names))}) "
+            f"ORDER BY source, entity, key LIMIT 1 OFFSET {offset}",
+            names,
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
 
     # Step 2
     def _due(self, conn: Connection, until: int) -> tuple[set[Ref] | None, int]:
@@ -164,9 +241,18 @@ class WindowCloser:
     # Steps 3 and 4: one row per due entity, its ledger row and its pending events gathered
     # into one JSON array by the database, read on a driver cursor. Decoding one array per
     # entity in C costs a fraction of walking a million rows in Python.
-    def _folded(self, conn: Connection, until: int, due: set[Ref] | None) -> Iterator[_Folding]:
+    def _folded(
+        self, conn: Connection, until: int, due: set[Ref] | None, bounds: _Bounds | None
+    ) -> Iterator[_Folding]:
         names = tuple(sorted(self._config.entities))
         mark = "?" if self._db.is_sqlite else "%s"
+        within, bound_params = "", cast(tuple[str, ...], ())
+        if bounds is not None and bounds[0] is not None:
+            within += f" AND (n.source, n.entity, n.key) >= ({mark}, {mark}, {mark})"
+            bound_params += bounds[0]
+        if bounds is not None and bounds[1] is not None:
+            within += f" AND (n.source, n.entity, n.key) < ({mark}, {mark}, {mark})"
+            bound_params += bounds[1]
         if self._db.is_sqlite:
             # rowid is arrival order, the tie-breaker among equal seqs.
             gathered = (
@@ -183,9 +269,9 @@ class WindowCloser:
             "FROM entities n JOIN events e "
             "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
             f"WHERE n.dirty = 1 AND n.entity IN ({', '.join([mark] * len(names))}) "
-            f"AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq) "
+            f"AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq){within} "
             "GROUP BY n.source, n.entity, n.key, n.baseline, n.seq",
-            names,
+            names + bound_params,
         )
         loads_json = orjson.loads
         try:

@@ -1,0 +1,57 @@
+"""Large closes hand a share of the entities to a worker process; the result must not change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tests.conftest import FakeClock
+from tests.helpers import event, lines
+from tidings.api import Tidings
+from tidings.window.close import WindowCloser
+
+CLOSE_AT = datetime(2025, 8, 6, 17, tzinfo=UTC)
+
+
+def test_a_close_split_with_a_worker_equals_the_close_done_alone(
+    make_app: Callable[..., Tidings], clock: FakeClock
+) -> None:
+    app = make_app(ingest={"workers": 0})
+    records = []
+    for n in range(400):
+        key = f"P{n:04d}"
+        records.append(
+            event(
+                f"{key}-1",
+                key,
+                "upsert",
+                1,
+                "2025-08-06T09:00:00+01:00",
+                {"traineeId": f"T{n % 37}", "site": "Leeds", "wte": "1.0"},
+            )
+        )
+        records.append(
+            event(
+                f"{key}-2",
+                key,
+                "patch",
+                2,
+                "2025-08-06T10:00:00+01:00",
+                {"site": "Hull" if n % 3 else "Leeds"},
+            )
+        )
+        records.append(
+            event(f"{key}-3", key, "patch", 3, "2025-08-06T19:00:00+01:00", {"wte": "0.5"})
+        )
+    app.ingest_lines(lines(*records))
+    alone = WindowCloser(app.db, app.config, clock, parallel_from=10**9)
+    split = WindowCloser(app.db, app.config, clock, parallel_from=10)
+    expected = alone.preview(CLOSE_AT)
+    assert split.preview(CLOSE_AT) == expected
+    closed = split.close(CLOSE_AT)
+    assert closed.to_json() == expected.to_json()
+    assert closed.stats == expected.stats
+    assert closed.stats.entities == 400
+    # Events after the close time stayed pending for every entity, whichever process folded it.
+    assert app.pending_count() == 400
+    assert alone.preview(CLOSE_AT).digests == ()
