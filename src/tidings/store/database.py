@@ -8,6 +8,8 @@ the entities a close is folding between its read and its update.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,6 +92,17 @@ class Database:
                     yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database read failed: {exc.__class__.__name__}: {exc}") from exc
+
+    def checkpoint(self) -> None:
+        """SQLite only: copy the write-ahead log into the database file and truncate it."""
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection  # outside any transaction, as SQLite needs
+            assert raw is not None
+            # Busy with a reader or writer: it is only an optimisation, so try next time.
+            with contextlib.suppress(sqlite3.OperationalError):
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def insert(self, table: Table) -> Any:
         """A dialect insert that supports ``on_conflict_do_*``."""
