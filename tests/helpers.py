@@ -48,3 +48,32 @@ def write_jsonl(path: Path, *records: dict[str, Any] | str) -> Path:
         b"".join((r.encode() if isinstance(r, str) else orjson.dumps(r)) + b"\n" for r in records)
     )
     return path
+
+
+def placement_edits(count: int, trainees: int) -> list[dict[str, Any]]:
+    """For each of ``count`` placements: created at 09:00, and its site edited at 10:00 (every
+    third edit writes the value it already had, so that placement's day nets to creation only)."""
+    records = []
+    for n in range(count):
+        key = f"P{n:04d}"
+        records.append(
+            event(
+                f"{key}-1",
+                key,
+                "upsert",
+                1,
+                "2025-08-06T09:00:00+01:00",
+                {"traineeId": f"T{n % trainees}", "site": "Leeds", "wte": "1.0"},
+            )
+        )
+        records.append(
+            event(
+                f"{key}-2",
+                key,
+                "patch",
+                2,
+                "2025-08-06T10:00:00+01:00",
+                {"site": "Hull" if n % 3 else "Leeds"},
+            )
+        )
+    return records

@@ -29,7 +29,7 @@ from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
 from tidings.store.codec import to_us
 from tidings.store.database import Database, open_database
-from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine, windows
+from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine
 from tidings.window.close import WindowCloser
 from tidings.window.schedule import Schedule, default_close_time, schedule_for
 
@@ -135,13 +135,6 @@ class Tidings:
         )
         with self.db.read() as conn:
             return int(conn.scalar(query) or 0)
-
-    def last_close(self) -> datetime | None:
-        with self.db.read() as conn:
-            value = conn.scalar(select(func.max(windows.c.closes_at_us)))
-        from tidings.store.codec import from_us
-
-        return None if value is None else from_us(int(value))
 
     # Audit
     def explain(

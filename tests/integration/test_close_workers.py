@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tests.conftest import FakeClock
-from tests.helpers import event, lines
+from tests.helpers import event, lines, placement_edits
 from tidings.api import Tidings
 from tidings.window.close import WindowCloser
 
@@ -17,29 +17,9 @@ def test_a_close_split_with_a_worker_equals_the_close_done_alone(
     make_app: Callable[..., Tidings], clock: FakeClock
 ) -> None:
     app = make_app(ingest={"workers": 0})
-    records = []
-    for n in range(400):
+    records = placement_edits(400, trainees=37)
+    for n in range(400):  # and one edit each after the close time, which must stay pending
         key = f"P{n:04d}"
-        records.append(
-            event(
-                f"{key}-1",
-                key,
-                "upsert",
-                1,
-                "2025-08-06T09:00:00+01:00",
-                {"traineeId": f"T{n % 37}", "site": "Leeds", "wte": "1.0"},
-            )
-        )
-        records.append(
-            event(
-                f"{key}-2",
-                key,
-                "patch",
-                2,
-                "2025-08-06T10:00:00+01:00",
-                {"site": "Hull" if n % 3 else "Leeds"},
-            )
-        )
         records.append(
             event(f"{key}-3", key, "patch", 3, "2025-08-06T19:00:00+01:00", {"wte": "0.5"})
         )

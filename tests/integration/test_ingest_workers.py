@@ -5,35 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tests.helpers import event, lines
+from tests.helpers import lines, placement_edits
 from tidings.api import Tidings
 
 
 def _input() -> list[dict[str, object] | str]:
     records: list[dict[str, object] | str] = []
-    for n in range(300):
-        key = f"P{n}"
-        records.append(
-            event(
-                f"{key}-1",
-                key,
-                "upsert",
-                1,
-                "2025-08-06T09:00:00+01:00",
-                {"traineeId": f"T{n % 7}", "site": "Leeds", "wte": "1.0"},
-            )
-        )
-        records.append(
-            event(
-                f"{key}-2",
-                key,
-                "patch",
-                2,
-                "2025-08-06T10:00:00+01:00",
-                {"site": "Hull" if n % 3 else "Leeds"},
-            )
-        )
-        if n % 50 == 0:
+    for n, record in enumerate(placement_edits(300, trainees=7)):
+        records.append(record)
+        if n % 100 == 0:
             records.append('{"broken": ')
     return records
 
