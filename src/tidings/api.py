@@ -167,8 +167,10 @@ class Tidings:
         return int(removed)
 
     # Quarantine
-    def quarantined(self, status: str | None = "open", limit: int = 1000) -> list[Entry]:
-        return entries(self.db, status, limit)
+    def quarantined(
+        self, status: str | None = "open", limit: int = 1000, ids: Sequence[int] | None = None
+    ) -> list[Entry]:
+        return entries(self.db, status, limit, ids)
 
     def replay(self, ids: Sequence[int], replacement: bytes | None = None) -> list[ReplayOutcome]:
         return replay(

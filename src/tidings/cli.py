@@ -369,7 +369,7 @@ def quarantine_list(
 def quarantine_show(ctx: typer.Context, entry_id: int, config: ConfigOption = None) -> None:
     """Print one quarantined line as it arrived (to fix it and replay it)."""
     with _open(config or ctx.obj) as tidings:
-        found = [e for e in tidings.quarantined(None, 1_000_000) if e.id == entry_id]
+        found = tidings.quarantined(None, 1, ids=[entry_id])
     if not found:
         err.print(f"no quarantine entry {entry_id}")
         raise typer.Exit(2)

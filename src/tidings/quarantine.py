@@ -43,10 +43,17 @@ class ReplayOutcome:
     reason: str | None  # why it was rejected again
 
 
-def entries(db: Database, status: str | None = OPEN, limit: int = 1000) -> list[Entry]:
+def entries(
+    db: Database,
+    status: str | None = OPEN,
+    limit: int = 1000,
+    ids: Sequence[int] | None = None,
+) -> list[Entry]:
     query = select(quarantine).order_by(quarantine.c.id).limit(limit)
     if status is not None:
         query = query.where(quarantine.c.status == status)
+    if ids is not None:
+        query = query.where(quarantine.c.id.in_(list(ids)))
     with db.read() as conn:
         return [
             Entry(
@@ -76,7 +83,7 @@ def replay(
     """Ingest quarantined lines again (or ``replacement`` for a single id)."""
     if replacement is not None and len(ids) != 1:
         raise ValueError("a replacement line can only be given for one quarantine entry")
-    found = {e.id: e for e in entries(db, status=OPEN, limit=1_000_000) if e.id in set(ids)}
+    found = {e.id: e for e in entries(db, status=OPEN, limit=len(ids), ids=ids)}
     outcomes = []
     for entry_id in ids:
         entry = found.get(entry_id)

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tidings.store.lookups import param_mark
+
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
@@ -32,7 +34,7 @@ def insert_rows(
     """One driver-level ``executemany`` of plain tuples (no per-row mapping by SQLAlchemy)."""
     if not rows:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join([mark] * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))

@@ -22,9 +22,13 @@ def group_keys(refs: Iterable[Ref]) -> dict[tuple[str, str], list[str]]:
     return grouped
 
 
+def param_mark(conn: Connection) -> str:
+    """The driver's positional parameter mark, for SQL written by hand."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 def _marks(conn: Connection, count: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * count)
+    return ", ".join([param_mark(conn)] * count)
 
 
 def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -44,7 +48,7 @@ def entity_states(
 ) -> dict[Ref, tuple[str | None, int | None, int]]:
     """``ref -> (baseline JSON or None, baseline seq, dirty)`` for the refs that exist."""
     column = "baseline" if with_baseline else "NULL"
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     found: dict[Ref, tuple[str | None, int | None, int]] = {}
     for (source, entity), keys in group_keys(refs).items():
         for start in range(0, len(keys), CHUNK):

@@ -39,7 +39,7 @@ from tidings.model import Change, CloseResult, CloseStats, EntityRef, Op, Record
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
-from tidings.store.lookups import CHUNK, Ref
+from tidings.store.lookups import CHUNK, Ref, param_mark
 from tidings.store.schema import ACCEPTED, STALE, events, windows
 from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
 from tidings.workers import default_workers, worker_pool
@@ -208,7 +208,7 @@ class WindowCloser:
         if due is not None:
             return sorted(due)[offset]
         names = tuple(sorted(self._config.entities))
-        mark = "?" if self._db.is_sqlite else "%s"
+        mark = param_mark(conn)
         row = conn.exec_driver_sql(
             "SELECT source, entity, key FROM entities n "
             f"WHERE dirty = 1 AND entity IN ({', '.join([mark] * len(names))}) "
@@ -245,7 +245,7 @@ class WindowCloser:
         self, conn: Connection, until: int, due: set[Ref] | None, bounds: _Bounds | None
     ) -> Iterator[_Folding]:
         names = tuple(sorted(self._config.entities))
-        mark = "?" if self._db.is_sqlite else "%s"
+        mark = param_mark(conn)
         within, bound_params = "", cast(tuple[str, ...], ())
         if bounds is not None and bounds[0] is not None:
             within += f" AND (n.source, n.entity, n.key) >= ({mark}, {mark}, {mark})"
@@ -366,7 +366,7 @@ class WindowCloser:
         outcomes: Sequence[_Outcome],
         window_id: int,
     ) -> None:
-        m = "?" if self._db.is_sqlite else "%s"
+        m = param_mark(conn)
         conn.exec_driver_sql(
             f"UPDATE entities SET baseline = {m}, seq = {m}, dirty = {m}, window_id = {m} "
             f"WHERE source = {m} AND entity = {m} AND key = {m}",
