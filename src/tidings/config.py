@@ -12,7 +12,7 @@ import tomllib
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -169,6 +169,196 @@ class IngestConfig(_Frozen):
     skip_entities: frozenset[str] = frozenset()
 
 
+# --- Notifying people (rules, channels, preferences) -------------------------------------------
+
+Medium = Literal["email", "sms", "inapp", "webhook"]
+"""What a channel delivers, which decides the template parts it needs."""
+
+
+class _ChannelBase(_Frozen):
+    name: str = ""
+    # Sending rate for this channel (messages per second) so a large close is spread out.
+    rate_per_second: Annotated[float, Field(gt=0)] = 50.0
+    # Attempts before a transient failure is given up as permanent.
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    # First retry delay; doubled each attempt (with jitter), capped at ``max_backoff``.
+    backoff: str = "30s"
+    max_backoff: str = "6h"
+
+    @field_validator("backoff", "max_backoff")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def medium(self) -> Medium:
+        raise NotImplementedError
+
+
+class SmtpChannel(_ChannelBase):
+    """Email over SMTP (aiosmtplib). The password is read from the named environment variable."""
+
+    kind: Literal["smtp"]
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = Field(alias="from")
+    reply_to: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    # A CA bundle to trust (a private relay's certificate); the system store otherwise.
+    ca_file: str | None = None
+    validate_certs: bool = True
+
+    @property
+    def medium(self) -> Medium:
+        return "email"
+
+
+class NotifyChannel(_ChannelBase):
+    """GOV.UK Notify, email or SMS (notifications-python-client).
+
+    Notify sends from templates held on its side; ours are rendered first and passed as the
+    personalisation ``subject`` and ``body`` of a Notify template that prints just those.
+    """
+
+    kind: Literal["notify_email", "notify_sms"]
+    api_key_env: str = "NOTIFY_API_KEY"
+    base_url: str = "https://api.notifications.service.gov.uk"
+    template_id: str
+    email_reply_to_id: str | None = None
+    sms_sender_id: str | None = None
+    rate_per_second: Annotated[float, Field(gt=0)] = 50.0  # Notify allows 3,000 a minute
+
+    @property
+    def medium(self) -> Medium:
+        return "email" if self.kind == "notify_email" else "sms"
+
+
+class WebhookChannel(_ChannelBase):
+    """POST each digest as JSON, signed with HMAC-SHA256 over ``timestamp.body``."""
+
+    kind: Literal["webhook"]
+    url: str
+    secret_env: str
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @property
+    def medium(self) -> Medium:
+        return "webhook"
+
+
+class InAppChannel(_ChannelBase):
+    """The in-app inbox: messages stored for the recipient to read."""
+
+    kind: Literal["inapp"]
+    rate_per_second: Annotated[float, Field(gt=0)] = 10_000.0
+
+    @property
+    def medium(self) -> Medium:
+        return "inapp"
+
+
+ChannelConfig = Annotated[
+    SmtpChannel | NotifyChannel | WebhookChannel | InAppChannel, Field(discriminator="kind")
+]
+
+
+class PeopleConfig(_Frozen):
+    """Where recipients' contact details come from: a person entity type in the same data."""
+
+    entity: str = "Person"
+    email: str | None = "email"
+    mobile: str | None = "mobile"
+    name: tuple[str, ...] = ("forenames", "surname")
+
+
+class CategoryConfig(_Frozen):
+    label: str | None = None
+    # Critical categories cannot be opted out of (channel opt-outs and weekly are ignored).
+    critical: bool = False
+    frequency: Literal["daily", "weekly"] = "daily"
+
+
+class ContactsConfig(_Frozen):
+    """Related contacts resolved from the data, told with their own template and digest.
+
+    A record's ``via`` field (say ``employingBodyId``) is matched against the ``match`` field
+    of ``entity`` records (say ``OrganisationContact.organisationId``); each matching contact
+    record, addressed by its ``email`` field, is a recipient.
+    """
+
+    entity: str
+    via: str
+    match: str
+    email: str = "email"
+    name: str | None = "name"
+    template: str
+    channels: tuple[str, ...] = ()
+
+
+class RuleConfig(_Frozen):
+    """Which net changes of one entity type matter, to whom, how, and with which template."""
+
+    name: str
+    entity: str
+    kinds: frozenset[Literal["created", "updated", "deleted", "added", "removed"]] = frozenset(
+        {"created", "updated", "deleted", "added", "removed"}
+    )
+    # An updated change matters only if one of these fields changed (empty: any field).
+    fields: frozenset[str] = frozenset()
+    # A CEL condition over kind, before, after, recipient and today (ISO dates are strings).
+    when: str | None = None
+    # An exclusion: changes it matches are not sent, whatever other rules say.
+    exclude: bool = False
+    category: str = "general"
+    channels: tuple[str, ...] = ()
+    template: str | None = None
+    # Prompt: sent after a short quiet delay instead of at the daily close.
+    prompt: bool = False
+    prompt_delay: str = "60m"
+    contacts: ContactsConfig | None = None
+
+    @field_validator("prompt_delay")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _sends_somewhere(self) -> RuleConfig:
+        if not self.exclude:
+            if not self.channels:
+                raise ValueError("name at least one channel (or set exclude = true)")
+            if not self.template:
+                raise ValueError("name a template (or set exclude = true)")
+        return self
+
+
+class DeliveryConfig(_Frozen):
+    """How the dispatcher spreads sending out."""
+
+    # Emails per minute to any one recipient domain (gmail.com, nhs.net), all channels together.
+    domain_rate_per_minute: Annotated[int, Field(ge=1)] = 600
+    domain_rates: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # Notices claimed per round, and how long a claim lasts before another dispatcher may
+    # take the notice over (a dispatcher that died mid-send).
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    lease: str = "5m"
+    # Notices sent at once per channel.
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
+    # The weekday weekly digests go out on (1 = Monday).
+    weekly_on: Annotated[int, Field(ge=1, le=7)] = 1
+
+    @field_validator("lease")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class Config(_Frozen):
     timezone: str = "Europe/London"
     store: StoreConfig = StoreConfig()
@@ -176,6 +366,13 @@ class Config(_Frozen):
     audit: AuditConfig = AuditConfig()
     ingest: IngestConfig = IngestConfig()
     entities: dict[str, EntityType] = Field(default_factory=dict)
+    people: PeopleConfig = PeopleConfig()
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    categories: dict[str, CategoryConfig] = Field(default_factory=dict)
+    rules: tuple[RuleConfig, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
+    # Where templates are looked up first (relative to the config file); built-ins otherwise.
+    templates: str | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -186,7 +383,7 @@ class Config(_Frozen):
             raise ValueError(f"{value!r} is not an IANA timezone such as 'Europe/London'") from None
         return value
 
-    @field_validator("entities", mode="before")
+    @field_validator("entities", "channels", mode="before")
     @classmethod
     def _names_from_keys(cls, value: Any) -> Any:
         if isinstance(value, dict):
@@ -205,6 +402,36 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _cross_references(config: Config) -> list[tuple[str, str]]:
+    """Names that must refer to something declared elsewhere in the file."""
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        key = f"rules.{i}"
+        if rule.name in seen:
+            problems.append((f"{key}.name", f"another rule is already called {rule.name!r}"))
+        seen.add(rule.name)
+        if rule.entity not in config.entities:
+            problems.append((f"{key}.entity", f"{rule.entity!r} is not an [entities] table"))
+        if not rule.exclude and rule.category not in config.categories and rule.category != (
+            "general"
+        ):
+            problems.append(
+                (f"{key}.category", f"{rule.category!r} is not a [categories] table")
+            )
+        channels = [*rule.channels, *(rule.contacts.channels if rule.contacts else ())]
+        for name in channels:
+            if name not in config.channels:
+                problems.append((f"{key}.channels", f"{name!r} is not a [channels] table"))
+        if rule.contacts and rule.contacts.entity not in config.entities:
+            problems.append(
+                (f"{key}.contacts.entity", f"{rule.contacts.entity!r} is not an [entities] table")
+            )
+    if config.rules and config.people.entity not in config.entities:
+        problems.append(("people.entity", f"{config.people.entity!r} is not an [entities] table"))
+    return problems
+
+
 def parse_config(
     data: dict[str, Any], *, path: str | None = None, base_dir: Path | None = None
 ) -> Config:
@@ -216,6 +443,9 @@ def parse_config(
             (_key_of(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()
         ]
         raise ConfigError(problems, path) from None
+    problems = _cross_references(config)
+    if problems:
+        raise ConfigError(problems, path)
     url = config.store.url
     if base_dir is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
