@@ -103,6 +103,21 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeItem:
+    """One net change as rules and templates see it: the change, with the whole record as it
+    was at the window's start (``before``) and end (``after``); ``None`` where absent."""
+
+    change: Change
+    before: Record | None
+    after: Record | None
+
+    @property
+    def record(self) -> Record:
+        """The record as the recipient should picture it: now, or as it was if deleted."""
+        return self.after if self.after is not None else (self.before or {})
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     """Everything one recipient is told about one window, changes sorted by entity."""
 
