@@ -1,0 +1,1 @@
+"""Outbox: notices written with the window close, delivered by the dispatcher."""
