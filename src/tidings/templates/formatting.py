@@ -1,0 +1,174 @@
+"""Field values in words, by the field's declared type: what templates print.
+
+Dates read ``6 August 2025``; datetimes ``6 August 2025 at 14:30`` in the configured timezone;
+booleans ``Yes``/``No``; a missing value ``not set``. Month names are spelled out here rather
+than taken from ``strftime`` so the words never depend on the host's locale.
+
+Parsed dates are cached: a close formats the same few dates for thousands of people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+
+from tidings.config import Config, FieldType
+from tidings.model import JSONValue
+
+NOT_SET = "not set"
+
+MONTHS = (
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def day_text(day: date) -> str:
+    return f"{day.day} {MONTHS[day.month]} {day.year}"
+
+
+def _local(moment: datetime, tz: tzinfo) -> datetime:
+    """``moment`` in ``tz``; a naive one is taken to be UTC (canonical values are UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)
+
+
+def moment_text(moment: datetime, tz: tzinfo) -> str:
+    local = _local(moment, tz)
+    return f"{day_text(local)} at {local:%H:%M}"
+
+
+@lru_cache(maxsize=8192)
+def _iso_date_text(text: str) -> str:
+    try:
+        return day_text(date.fromisoformat(text))
+    except ValueError:
+        return text  # not a date after all: print it as it came rather than fail a digest
+
+
+@lru_cache(maxsize=8192)
+def _iso_datetime_text(text: str, tz: tzinfo, with_time: bool = True) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if not with_time:
+        return day_text(_local(moment, tz))
+    return moment_text(moment, tz)
+
+
+def _plain(value: JSONValue) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def format_date(value: Any, tz: tzinfo) -> str:
+    """A date, a datetime (its day in ``tz``) or an ISO string of either, as ``6 August 2025``."""
+    if value is None or value == "":
+        return NOT_SET
+    if isinstance(value, datetime):
+        return day_text(_local(value, tz))
+    if isinstance(value, date):
+        return day_text(value)
+    if isinstance(value, str):
+        return _iso_datetime_text(value, tz, False) if "T" in value else _iso_date_text(value)
+    return _plain(value)
+
+
+def format_datetime(value: Any, tz: tzinfo) -> str:
+    """A datetime or ISO string as ``6 August 2025 at 14:30`` in ``tz``."""
+    if value is None or value == "":
+        return NOT_SET
+    if isinstance(value, datetime):
+        return moment_text(value, tz)
+    if isinstance(value, date):
+        return day_text(value)
+    if isinstance(value, str):
+        return _iso_datetime_text(value, tz)
+    return _plain(value)
+
+
+def format_as(value: Any, kind: FieldType | None, tz: tzinfo) -> str:
+    """``value`` in words as a field of type ``kind`` (``None``: as it comes)."""
+    if value is None or value == "":
+        return NOT_SET
+    if kind is FieldType.DATE:
+        return format_date(value, tz)
+    if kind is FieldType.DATETIME:
+        return format_datetime(value, tz)
+    return _plain(value)
+
+
+Formatter = Callable[[JSONValue], str]
+
+
+def formatter_for(kind: FieldType | None, tz: tzinfo) -> Formatter:
+    """``format_as`` for one field type, with the type dispatch done once (digests call it
+    for every value of every change)."""
+    if kind is FieldType.DATE:
+
+        def as_date(value: JSONValue) -> str:
+            if type(value) is str and value:
+                return _iso_date_text(value)
+            return format_date(value, tz)
+
+        return as_date
+    if kind is FieldType.DATETIME:
+
+        def as_datetime(value: JSONValue) -> str:
+            if type(value) is str and value:
+                return _iso_datetime_text(value, tz)
+            return format_datetime(value, tz)
+
+        return as_datetime
+
+    def plain(value: JSONValue) -> str:
+        if type(value) is str:
+            return value or NOT_SET
+        return NOT_SET if value is None else _plain(value)
+
+    return plain
+
+
+class ValueFormatter:
+    """Formats the fields of every configured entity type by their declared types."""
+
+    def __init__(self, config: Config) -> None:
+        self.tz = config.tz
+        self._types: dict[str, Mapping[str, FieldType]] = {
+            name: {field: spec.type for field, spec in etype.fields.items()}
+            for name, etype in config.entities.items()
+        }
+
+    def field_type(self, entity: str, field: str) -> FieldType | None:
+        types = self._types.get(entity)
+        return types.get(field) if types else None
+
+    def format(self, entity: str, field: str, value: JSONValue) -> str:
+        return format_as(value, self.field_type(entity, field), self.tz)
+
+    def value_filter(self, value: Any, kind: str | None = None) -> str:
+        """The ``value`` template filter: ``{{ x|value }}`` or ``{{ x|value("date") }}``."""
+        return format_as(value, FieldType(kind) if kind else None, self.tz)
+
+    def date_filter(self, value: Any) -> str:
+        return format_date(value, self.tz)
+
+    def datetime_filter(self, value: Any) -> str:
+        return format_datetime(value, self.tz)

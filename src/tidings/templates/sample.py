@@ -1,0 +1,139 @@
+"""Sample data: plausible changes of every kind, made up from an entity's declared fields.
+
+Used to try every template at start-up (so a broken one fails then, not at the daily close)
+and by ``tidings render TEMPLATE`` to preview one. Everything here is deterministic and
+invented: no real record is ever shown in a preview.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from tidings.config import Config, EntityType, FieldType, Medium
+from tidings.model import Change, EntityRef, FieldChange, JSONValue, Kind, NoticeItem, Record
+from tidings.templates.context import ContextBuilder, DigestContext
+
+if TYPE_CHECKING:
+    from tidings.templates.render import Rendered, TemplateSet
+
+SAMPLE_SOURCE = "sample"
+SAMPLE_RECIPIENT_ID = "P-1001"
+SAMPLE_RECIPIENT_NAME = "Sam Taylor"
+OTHER_RECIPIENT_ID = "P-2002"  # whom an added record named before, and a removed one names now
+SAMPLE_CLOSES_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
+SAMPLE_TODAY = date(2025, 8, 6)
+
+# (before, after) per field type; strings are made from the field's label instead.
+_VALUES: dict[FieldType, tuple[JSONValue, JSONValue]] = {
+    FieldType.INT: (37, 40),
+    FieldType.DECIMAL: ("1", "0.8"),
+    FieldType.DATE: ("2025-08-06", "2025-08-13"),
+    FieldType.DATETIME: ("2025-08-06T08:30:00+00:00", "2025-08-07T13:00:00+00:00"),
+    FieldType.BOOL: (False, True),
+}
+
+
+def _values(etype: EntityType, field: str) -> tuple[JSONValue, JSONValue]:
+    spec = etype.fields[field]
+    if spec.type is FieldType.STRING:
+        label = etype.label_of(field)
+        label = label if label[1:2].isupper() else label[:1].lower() + label[1:]
+        return f"Example {label}", f"New {label}"
+    return _VALUES[spec.type]
+
+
+def _record(etype: EntityType, key: str, recipient: str, *, after: bool) -> dict[str, JSONValue]:
+    record: dict[str, JSONValue] = {etype.key: key}
+    for field in etype.fields:
+        if field not in etype.ignore and field not in (etype.key, etype.recipient):
+            record[field] = _values(etype, field)[1 if after else 0]
+    if len(record) == 1:  # nothing declared: a field to show all the same
+        record["status"] = "Closed" if after else "Active"
+    if etype.recipient and etype.recipient != etype.key:
+        record[etype.recipient] = recipient
+    return record
+
+
+def _whole(record: Record, *, as_before: bool) -> dict[str, FieldChange]:
+    return {
+        name: FieldChange(value, None) if as_before else FieldChange(None, value)
+        for name, value in sorted(record.items())
+    }
+
+
+def sample_items(config: Config, entity: str) -> list[NoticeItem]:
+    """One sample change of each kind for ``entity`` (created, updated, deleted, added,
+    removed), with values made from its declared fields and types."""
+    etype = config.entities.get(entity) or EntityType(name=entity)
+    recipient = SAMPLE_RECIPIENT_ID
+
+    def ref(n: int) -> EntityRef:
+        return EntityRef(SAMPLE_SOURCE, entity, str(1000 + n))
+
+    created = _record(etype, ref(1).key, recipient, after=True)
+    deleted = _record(etype, ref(3).key, recipient, after=False)
+
+    # Updated: the first fields change, and the third goes from not set to a value.
+    before = _record(etype, ref(2).key, recipient, after=False)
+    after = dict(before)
+    changed = [f for f in before if f not in (etype.key, etype.recipient)][:3]
+    for i, field in enumerate(changed):
+        old, new = _values(etype, field) if field in etype.fields else ("Active", "Closed")
+        before[field] = None if i == 2 else old
+        after[field] = new
+    updated = {f: FieldChange(before[f], after[f]) for f in changed}
+
+    moved_before = _record(etype, ref(4).key, OTHER_RECIPIENT_ID, after=True)
+    moved_after = _record(etype, ref(4).key, recipient, after=True)
+    lost_before = _record(etype, ref(5).key, recipient, after=True)
+    lost_after = _record(etype, ref(5).key, OTHER_RECIPIENT_ID, after=True)
+    return [
+        NoticeItem(Change(ref(1), Kind.CREATED, _whole(created, as_before=False)), None, created),
+        NoticeItem(Change(ref(2), Kind.UPDATED, updated), before, after),
+        NoticeItem(Change(ref(3), Kind.DELETED, _whole(deleted, as_before=True)), deleted, None),
+        NoticeItem(
+            Change(ref(4), Kind.ADDED, _whole(moved_after, as_before=False)),
+            moved_before,
+            moved_after,
+        ),
+        NoticeItem(
+            Change(ref(5), Kind.REMOVED, _whole(lost_before, as_before=True)),
+            lost_before,
+            lost_after,
+        ),
+    ]
+
+
+def sample_context(builder: ContextBuilder, entity: str, medium: Medium) -> DigestContext:
+    config = builder.config
+    return builder.build(
+        recipient_id=SAMPLE_RECIPIENT_ID,
+        recipient_name=SAMPLE_RECIPIENT_NAME,
+        items=sample_items(config, entity),
+        closes_at=SAMPLE_CLOSES_AT,
+        today=SAMPLE_TODAY,
+        medium=medium,
+    )
+
+
+def preview_entity(config: Config, name: str) -> str:
+    """The entity a template is previewed with: the first rule's using it, else the first
+    configured entity, else a made-up one."""
+    for rule in config.rules:
+        if rule.template == name or (rule.contacts and rule.contacts.template == name):
+            return rule.entity
+    return next(iter(config.entities), "Record")
+
+
+def render_preview(
+    template_set: TemplateSet,
+    config: Config,
+    name: str,
+    medium: Medium,
+    *,
+    entity: str | None = None,
+) -> Rendered:
+    """Template ``name`` for ``medium`` rendered on sample changes (``tidings render``)."""
+    context = sample_context(template_set.contexts, entity or preview_entity(config, name), medium)
+    return template_set.render(name, medium, context)
