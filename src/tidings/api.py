@@ -11,7 +11,7 @@ Time is injected (``clock``), so tests and simulations decide what "now" is.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,19 +19,22 @@ from types import TracebackType
 
 from sqlalchemy import and_, delete, func, or_, select
 
-from tidings.config import Config, load_config
-from tidings.errors import InputError
+from tidings.channels.base import Channel
+from tidings.config import Config, load_config, parse_duration
+from tidings.delivery import Delivery
+from tidings.errors import ConfigError, InputError
 from tidings.explain import Explanation, explain
 from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator, read_lines
 from tidings.ingest.validate import Prepared, prepare
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
+from tidings.notices.compose import PlanStats
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
 from tidings.store.codec import to_us
 from tidings.store.database import Database, open_database
-from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine
+from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine, windows
 from tidings.window.close import WindowCloser
-from tidings.window.schedule import Schedule, default_close_time, schedule_for
+from tidings.window.schedule import DailyCutoff, Schedule, default_close_time, schedule_for
 
 Clock = Callable[[], datetime]
 
@@ -44,13 +47,26 @@ class Tidings:
     """One configured Tidings instance on one store."""
 
     def __init__(
-        self, config: Config, *, db: Database | None = None, clock: Clock = system_clock
+        self,
+        config: Config,
+        *,
+        db: Database | None = None,
+        clock: Clock = system_clock,
+        environ: Mapping[str, str] | None = None,
+        channels: Mapping[str, Channel] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.db = db if db is not None else open_database(config.store.url)
         self._ingestor = Ingestor(self.db, config, clock, config.ingest.workers)
-        self._closer = WindowCloser(self.db, config, clock)
+        # Rules and templates are checked here, at start-up, whatever the command.
+        self.delivery = (
+            Delivery(config, self.db, clock, environ=environ, channels=channels)
+            if config.rules
+            else None
+        )
+        planner = self.delivery.planner if self.delivery else None
+        self._closer = WindowCloser(self.db, config, clock, planner=planner)
         self.schedule: Schedule = schedule_for(config.window, config.tz)
 
     @classmethod
@@ -120,6 +136,54 @@ class Tidings:
         self, at: datetime | None = None, on_progress: Callable[[int, int], None] | None = None
     ) -> CloseResult:
         return self._closer.close(at or self.default_close_time(), on_progress)
+
+    def close_prompt(self, now: datetime | None = None) -> CloseResult | None:
+        """Send what prompt rules send for records that have been quiet for their delay.
+
+        ``None`` when no rule is prompt. Changes of those records that only daily rules send
+        wait for the next daily digest.
+        """
+        delays: dict[str, timedelta] = {}
+        for rule in self.config.rules:
+            if rule.prompt and not rule.exclude:
+                delay = parse_duration(rule.prompt_delay)
+                delays[rule.entity] = min(delay, delays.get(rule.entity, delay))
+        if not delays:
+            return None
+        moment = now or self.clock()
+        next_daily = (
+            self.schedule.next_close(moment) if isinstance(self.schedule, DailyCutoff) else moment
+        )
+        return self._closer.close(moment, prompt=delays, next_daily=next_daily)
+
+    def last_plan(self) -> PlanStats | None:
+        """What the last close wrote to the outbox (``None`` without rules)."""
+        return self._closer.last_plan
+
+    def first_close_due(self) -> datetime:
+        """When ``tidings run`` closes first: a cutoff missed while stopped, else the next."""
+        now = self.clock()
+        if not isinstance(self.schedule, DailyCutoff):
+            return now
+        last = self.schedule.last_close(now)
+        with self.db.read() as conn:
+            latest = conn.scalar(select(func.max(windows.c.closes_at_us)))
+        if latest is None or latest < to_us(last):
+            return last
+        return self.schedule.next_close(now)
+
+    def next_close_after(self, moment: datetime) -> datetime:
+        if isinstance(self.schedule, DailyCutoff):
+            return self.schedule.next_close(moment)
+        return moment + timedelta(minutes=1)  # quiet periods: look for quiet records often
+
+    def require_delivery(self) -> Delivery:
+        if self.delivery is None:
+            raise ConfigError(
+                [("rules", "no [[rules]] are configured, so nothing is ever sent")],
+                None,
+            )
+        return self.delivery
 
     def pending_count(self) -> int:
         """Events not yet folded (their seq is above their entity's baseline seq)."""

@@ -220,6 +220,16 @@ def close(
             _json(result.to_json())
             return
         print_close(result, title=f"Window {result.window_id} closed")
+        plan = tidings.last_plan()
+        if plan is not None:
+            out.print(
+                f"{plan.notices:,} notices written to the outbox ({plan.held:,} held, "
+                f"{plan.deferred:,} changes deferred to a weekly digest, "
+                f"{plan.opted_out:,} digests dropped by opt-outs); "
+                "send them with `tidings dispatch --once` or `tidings run`"
+            )
+            for rule, failures in sorted(plan.rule_errors.items()):
+                err.print(f"[yellow]rule {rule!r}: its condition failed on {failures:,} changes[/]")
 
 
 def _record_table(title: str, record: dict[str, Any] | None) -> Table:
@@ -405,6 +415,10 @@ def quarantine_discard(ctx: typer.Context, ids: list[int], config: ConfigOption 
     with _open(config or ctx.obj) as tidings:
         count = tidings.discard(ids)
     out.print(f"Discarded {count} entries.")
+
+
+# The delivery commands live in their own module; importing it registers them on ``app``.
+from tidings import cli_notify  # noqa: E402, F401
 
 
 def main() -> None:

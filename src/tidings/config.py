@@ -413,12 +413,12 @@ def _cross_references(config: Config) -> list[tuple[str, str]]:
         seen.add(rule.name)
         if rule.entity not in config.entities:
             problems.append((f"{key}.entity", f"{rule.entity!r} is not an [entities] table"))
-        if not rule.exclude and rule.category not in config.categories and rule.category != (
-            "general"
+        if (
+            not rule.exclude
+            and rule.category not in config.categories
+            and rule.category != ("general")
         ):
-            problems.append(
-                (f"{key}.category", f"{rule.category!r} is not a [categories] table")
-            )
+            problems.append((f"{key}.category", f"{rule.category!r} is not a [categories] table"))
         channels = [*rule.channels, *(rule.contacts.channels if rule.contacts else ())]
         for name in channels:
             if name not in config.channels:
@@ -452,6 +452,10 @@ def parse_config(
         if rel and rel != ":memory:":
             url = f"sqlite:///{(base_dir / rel).resolve()}"
             config = config.model_copy(update={"store": StoreConfig(url=url)})
+    if base_dir is not None and config.templates and not Path(config.templates).is_absolute():
+        config = config.model_copy(
+            update={"templates": str((base_dir / config.templates).resolve())}
+        )
     return config
 
 

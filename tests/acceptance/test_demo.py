@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tidings.channels.smtp import message_id_for
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,12 +48,79 @@ def test_the_demo_runs_a_day_end_to_end_and_every_check_passes(tmp_path: Path) -
 
     for name in ("tidings.toml", "tidings-demo.db", "bootstrap.jsonl", "edits.jsonl", "dms.jsonl"):
         assert (out / name).is_file(), name
-    assert 'url = "sqlite:///tidings-demo.db"' in (out / "tidings.toml").read_text("utf-8")
+    config = (out / "tidings.toml").read_text("utf-8")
+    assert 'url = "sqlite:///tidings-demo.db"' in config
+    assert re.search(r"(?m)^port = \d+$", config)  # the port the demo's SMTP server got
 
-    # Repeatable: the old store is replaced, so a second run tells the same story.
+    delivered = _check_delivery(out, done.stdout)
+
+    # Repeatable: the old store and emails are replaced, so a second run tells the same story.
+    (out / "mail" / "left-over.eml").write_bytes(b"Subject: from an earlier run\r\n\r\n")
     again = run_demo("--out", str(out), "--trainees", "200")
     assert again.returncode == 0, (again.stdout, again.stderr)
     assert again.stdout == done.stdout
+    assert sorted(p.name for p in (out / "mail").iterdir()) == delivered
+
+
+def _check_delivery(out: Path, stdout: str) -> list[str]:
+    """The digests went out: every email notice delivered once to the local SMTP server and
+    saved as an .eml file, every in-app notice in the inbox, one email shown. Returns the
+    names of the .eml files."""
+    db = sqlite3.connect(out / "tidings-demo.db")
+    try:
+        notices = db.execute("SELECT channel, status, recipient, address, idem_key FROM notices")
+        rows = notices.fetchall()
+        inbox = db.execute("SELECT notice_id, recipient FROM inbox").fetchall()
+        in_app = db.execute("SELECT id, recipient FROM notices WHERE channel = 'inbox'").fetchall()
+    finally:
+        db.close()
+    emails = [r for r in rows if r[0] == "email"]
+    assert emails, "the day's changes made email notices"
+    assert {status for _, status, *_ in rows} == {2}  # all delivered
+    assert len(emails) == len(in_app) == len({r[2] for r in emails})  # one per person per channel
+    assert sorted(inbox) == sorted(in_app)
+
+    match = re.search(r"The close wrote (\d+) notices to the outbox", stdout)
+    assert match is not None, stdout
+    assert int(match[1]) == len(rows)
+    assert "Delivered tonight" in stdout
+    for case in ("emails at the SMTP server", ".eml files saved", "in-app inbox"):
+        assert re.search(rf"│ {re.escape(case)} .*✓ │", stdout), case
+
+    saved = sorted((out / "mail").glob("*.eml"))
+    names = {message_id_for(key).strip("<>") + ".eml": address for *_, address, key in emails}
+    assert sorted(p.name for p in saved) == sorted(names)
+    for path in saved:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message["To"] == names[path.name]
+        assert message["From"] == "TIS Notifications <notifications@tis.example>"
+        assert message.get_body(("plain",)) is not None
+        assert message.get_body(("html",)) is not None
+
+    # One email, as received: its subject, its plain text, where the whole message is.
+    shown = re.search(r"Subject: (.+?) ─", stdout)
+    assert shown is not None, stdout
+    assert "Hello " in stdout
+    assert "There have been" in stdout or "There has been 1 change" in stdout
+    path = re.search(r"open the whole message in a mail reader: (\S+\.eml)", stdout)
+    assert path is not None, stdout
+    message = email.message_from_bytes(Path(path[1]).read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == shown[1]
+
+    # The hints work: the shown trainee's inbox has their message.
+    hint = re.search(r"inbox --config (\S+) (\d+)", stdout)
+    assert hint is not None, stdout
+    for command in ("notices --config", "attention --config", "default --medium sms"):
+        assert command in stdout, command
+    box = subprocess.run(
+        [sys.executable, "-m", "tidings", "inbox", "--config", hint[1], hint[2], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [m["title"] for m in json.loads(box.stdout)] == [message["Subject"]]
+    return sorted(names)
 
 
 def test_the_demo_refuses_a_region_too_small_to_be_messy(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def _run_killed(args: list[str], config: Path, takes: float, rng: random.Random)
     killed = 0
     for _ in range(8):
         proc = _tidings(*args, config=config)
-        time.sleep(rng.uniform(0.5, takes))
+        # Within the run's own time (as measured uninterrupted), so a kill lands mid-work.
+        time.sleep(rng.uniform(min(0.5, takes / 2), takes * 0.8))
         if proc.poll() is not None:
             proc.communicate()
             break

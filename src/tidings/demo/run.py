@@ -4,11 +4,15 @@
    baseline. A ``load`` tells nobody anything.
 2. Ingest a messy day of admin edits, native events and AWS DMS records: bursts, reverted
    edits, lines out of order, edits to ignored fields, a truncated line, a line without a seq.
-3. Close the day's window at the 18:00 cutoff, show the counts and one person's digest in
-   plain words, and check every outcome against what the generator says a correct engine finds.
+3. Close the day's window at the 18:00 cutoff and show the counts. The close also writes the
+   digests the rules in demo.toml send to the outbox, one per trainee per channel.
+4. Deliver them: email through a local SMTP server (aiosmtpd, each message saved as an .eml
+   file), in-app messages to the inbox. Check every outcome against what the generator says
+   a correct engine finds, then show one trainee's digest and the email they got.
 
 Time is injected: the demo runs on the evening of ``DAY`` whatever today's date is, so a run is
-repeatable (the same seed gives the same output).
+repeatable (the same seed gives the same output). The clock stands still at 19:30 until the
+sending starts, then moves on in real time, since the dispatcher paces sends by it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import shutil
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,29 +33,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tidings.api import Tidings
+from tidings.channels.devsmtp import LocalSmtpServer
 from tidings.cli import print_close, print_ingest
 from tidings.config import Config, FieldType, load_config
+from tidings.demo import deliver
 from tidings.demo import generate as g
+from tidings.demo.deliver import Check, DemoClock
 from tidings.model import CloseResult, Digest, IngestStats, Kind
+from tidings.outbox.dispatcher import DispatchStats
 from tidings.quarantine import Entry
+from tidings.store.schema import PENDING
 from tidings.window.schedule import local_instant
 from tidings.wording import describe_digest
 
 DAY = date(2025, 8, 6)  # rotation changeover: the first Wednesday of August
 BOOTSTRAP_AT = datetime.combine(DAY - timedelta(days=1), time(17, 45), tzinfo=g.TIMEZONE)
-EVENING = datetime.combine(DAY, time(19, 30), tzinfo=g.TIMEZONE)  # "now", for the whole run
+EVENING = datetime.combine(DAY, time(19, 30), tzinfo=g.TIMEZONE)  # "now", until sending
 
 # One record's net change as its recipients see it: {(recipient, kind, updated fields)}.
 Outcome = frozenset[tuple[str, str, tuple[tuple[str, Any, Any], ...]]]
-
-
-@dataclass(frozen=True)
-class Check:
-    case: str
-    records: int
-    expected: str
-    found: str
-    ok: bool
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -68,18 +67,22 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _write_config(out: Path) -> tuple[Path, Config]:
-    """A copy of demo.toml in ``out``, its store a fresh SQLite file next to it."""
+def _write_config(out: Path, smtp_port: int) -> tuple[Path, Config]:
+    """A copy of demo.toml in ``out``, its store a fresh SQLite file next to it, its email
+    channel pointed at the demo's SMTP server."""
     db = out / "tidings-demo.db"
     for old in (db, db.with_name(f"{db.name}-wal"), db.with_name(f"{db.name}-shm")):
         old.unlink(missing_ok=True)
     text = g.CONFIG_PATH.read_text(encoding="utf-8")
     # A relative SQLite path is relative to the config file.
     text = re.sub(r'(?m)^url = ".*"$', f'url = "sqlite:///{db.name}"', text, count=1)
+    text = re.sub(r"(?m)^port = \d+", f"port = {smtp_port}", text, count=1)
     path = out / "tidings.toml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.store.url == f"sqlite:///{db.resolve()}", config.store.url
+    email = config.channels[deliver.EMAIL]
+    assert getattr(email, "port", None) == smtp_port, email
     return path, config
 
 
@@ -110,6 +113,12 @@ def _close(tidings: Tidings, at: datetime, console: Console) -> CloseResult:
             progress.update(task, completed=done, total=total)
 
         return tidings.close(at, advance)
+
+
+def _dispatch(tidings: Tidings, clock: DemoClock, total: int, console: Console) -> DispatchStats:
+    with _progress(console) as progress:
+        task = progress.add_task("Delivering the digests", total=total)
+        return deliver.dispatch(tidings, clock, lambda done: progress.update(task, completed=done))
 
 
 def _quarantine_table(found: list[Entry]) -> Table:
@@ -221,8 +230,11 @@ def _checks(
     ]
 
 
-def _showcase(result: CloseResult, exp: g.Expected, config: Config) -> Digest | None:
-    """A digest worth reading: an update with dates in it, several changes, a burst if any."""
+def _showcase(
+    result: CloseResult, exp: g.Expected, config: Config, sent_to: set[str]
+) -> Digest | None:
+    """A digest worth reading (an update with dates in it, several changes, a burst if any)
+    of a trainee who was sent it."""
 
     def dated(entity: str, fields: Iterable[str]) -> bool:
         spec = config.entities[entity].fields
@@ -237,16 +249,19 @@ def _showcase(result: CloseResult, exp: g.Expected, config: Config) -> Digest | 
             len({c.kind for c in d.changes}),
         )
 
-    return max(result.digests, key=score, default=None)
+    return max((d for d in result.digests if d.recipient in sent_to), key=score, default=None)
 
 
-def _checks_table(checks: list[Check]) -> Table:
-    table = Table(title="The messy cases, checked against the generator")
+def _checks_table(*sections: list[Check]) -> Table:
+    table = Table(title="The messy cases and the delivery, checked against the generator")
     for column in ("case", "records", "expected", "found", ""):
         table.add_column(column, justify="right" if column == "records" else "left")
-    for c in checks:
-        mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
-        table.add_row(c.case, f"{c.records:,}", c.expected, c.found, mark)
+    for number, checks in enumerate(sections):
+        if number:
+            table.add_section()
+        for c in checks:
+            mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
+            table.add_row(c.case, f"{c.records:,}", c.expected, c.found, mark)
     return table
 
 
@@ -275,12 +290,31 @@ def _command() -> str:
         return str(script)
 
 
+def _send(
+    tidings: Tidings, clock: DemoClock, server: LocalSmtpServer, console: Console, busy: Console
+) -> None:
+    """Send what the close wrote to the outbox, and show where it went."""
+    console.rule("The digests go out")
+    written = deliver.outbox(tidings.db)
+    console.print(deliver.plan_line(tidings.last_plan(), written))
+    waiting = sum(n.status == PENDING for n in written)
+    _dispatch(tidings, clock, waiting, busy)
+    console.print(deliver.outbox_table(tidings.db, server))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     console, busy = Console(), Console(stderr=True)  # progress goes to stderr, like the CLI's
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    config_path, config = _write_config(out)
+    with deliver.mail_server(out) as server:
+        return _run(args, out, server, console, busy)
+
+
+def _run(
+    args: argparse.Namespace, out: Path, server: LocalSmtpServer, console: Console, busy: Console
+) -> int:
+    config_path, config = _write_config(out, server.port)
     cutoff = config.window.cutoff_time
     assert cutoff is not None, "the demo config closes daily"
 
@@ -298,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     exp = work.expected
-    with Tidings(config, clock=lambda: EVENING) as tidings:
+    clock = DemoClock(EVENING)
+    with Tidings(config, clock=clock) as tidings:
         # 1. The bootstrap: the region as it stood last night becomes the baseline.
         loaded = _ingest(tidings, [bootstrap], len(lines), "Loading the region", busy)
         first = _close(tidings, local_instant(BOOTSTRAP_AT.date(), cutoff, config.tz), busy)
@@ -323,13 +358,18 @@ def main(argv: list[str] | None = None) -> int:
         quarantined = tidings.quarantined()
         console.print(_quarantine_table(quarantined))
 
-        # 3. The 18:00 cutoff.
+        # 3. The 18:00 cutoff: digests, and the notices they make in the outbox.
         console.rule("The window closes")
         result = _close(tidings, local_instant(DAY, cutoff, config.tz), busy)
         print_close(result, title=f"Window {result.window_id} closed", console=console)
         console.print(_summary(result, stats))
+
+        # 4. Delivery, then every outcome checked.
+        _send(tidings, clock, server, console, busy)
         checks = [boot_check, *_checks(result, stats, exp, region)]
-        console.print(_checks_table(checks))
+        delivered = deliver.checks(tidings, result, region, exp, server)
+        console.print(_checks_table(checks, delivered))
+        checks += delivered
         passed = sum(c.ok for c in checks)
         style = "green" if passed == len(checks) else "bold red"
         console.print(f"[{style}]checks against the generator: {passed}/{len(checks)} passed[/]")
@@ -339,15 +379,24 @@ def main(argv: list[str] | None = None) -> int:
                     f"[bold red]failed:[/] {c.case}: expected {c.expected}, found {c.found}"
                 )
 
-        digest = _showcase(result, exp, config)
+        sent_to = {n.recipient for n in deliver.outbox(tidings.db)}
+        digest = _showcase(result, exp, config, sent_to)
         if digest is not None:
             console.print(
                 Panel(describe_digest(digest, config), title="One trainee's digest", expand=False)
             )
+            email = deliver.email_to(tidings.db, server, digest.recipient)
+            if email is not None:
+                message, notice = email
+                left_out = len(digest.changes) - notice.changes
+                panel, note = deliver.email_panel(message, server, left_out)
+                console.print(panel)
+                console.print(note, soft_wrap=True, highlight=False, markup=False)
 
     # Plain text, soft-wrapped: the commands must survive copy and paste.
     reverted = sorted(key for entity, key in exp.reverted if entity == g.PLACEMENT)
     cmd, cfg = _command(), f"--config {config_path}"
+    told = digest.recipient if digest is not None else str(region.people[0]["id"])
     console.rule("Try next")
     hints = [
         (
@@ -363,6 +412,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cmd} quarantine show {cfg} {quarantined[0].id}",
             )
         )
+    hints += [
+        (f"Trainee {told}'s in-app inbox:", f"{cmd} inbox {cfg} {told}"),
+        (f"What was sent to {told}, and how it went:", f"{cmd} notices {cfg} {told}"),
+        ("Notices that failed or are held, and why:", f"{cmd} attention {cfg}"),
+        ("The default template as a text message:", f"{cmd} render {cfg} default --medium sms"),
+    ]
     for question, command in hints:
         console.print(question, soft_wrap=True)
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)

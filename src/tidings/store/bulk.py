@@ -29,12 +29,21 @@ def paused_gc() -> Iterator[None]:
 
 
 def insert_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    skip_conflicts_on: str | None = None,
 ) -> None:
-    """One driver-level ``executemany`` of plain tuples (no per-row mapping by SQLAlchemy)."""
+    """One driver-level ``executemany`` of plain tuples (no per-row mapping by SQLAlchemy).
+
+    ``skip_conflicts_on`` names a unique column whose duplicates are silently skipped.
+    """
     if not rows:
         return
     mark = param_mark(conn)
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join([mark] * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+    tail = f' ON CONFLICT ("{skip_conflicts_on}") DO NOTHING' if skip_conflicts_on else ""
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", list(rows))

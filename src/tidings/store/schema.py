@@ -112,3 +112,97 @@ quarantine = Table(
     Column("resolved_us", BigInteger, nullable=True),
     Index("ix_quarantine_status", "status", "id"),
 )
+
+# --- Notifying people ---------------------------------------------------------------------------
+
+# Notice status. A notice is one rendered digest for one recipient on one channel.
+PENDING, SENDING, DELIVERED, FAILED, HELD, CANCELLED = 0, 1, 2, 3, 4, 5
+
+# The outbox: written in the same transaction as the window close, drained by the dispatcher.
+# ``idem_key`` is deterministic (recipient, channel, window), so a notice can never be created
+# twice; ``lease_us`` is how long a dispatcher's claim lasts before another may take over.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idem_key", String(64), nullable=False, unique=True),
+    Column("window_id", Integer, nullable=True),
+    Column("recipient", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("medium", String(10), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("template", String(100), nullable=False),
+    Column("address", String(320), nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("body", Text, nullable=False),
+    Column("html", Text, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("changes", Integer, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_us", BigInteger, nullable=False),
+    Column("lease_us", BigInteger, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("sent_us", BigInteger, nullable=True),
+    Column("outcome", String(20), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("provider_ref", String(200), nullable=True),
+    Index("ix_notices_due", "status", "due_us"),
+    Index("ix_notices_recipient", "recipient", "id"),
+    Index("ix_notices_address", "address", "status"),
+    Index("ix_notices_provider_ref", "provider_ref"),
+)
+
+# Addresses a provider said are undeliverable; later notices to them are held.
+undeliverable = Table(
+    "undeliverable",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("channel", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since_us", BigInteger, nullable=False),
+    Column("notice_id", Integer, nullable=False),
+)
+
+# Per recipient and category: channels opted out of, and daily or weekly digests.
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("recipient", String(200), primary_key=True),
+    Column("category", String(100), primary_key=True),
+    Column("opted_out", Text, nullable=False, server_default="[]"),
+    Column("frequency", String(10), nullable=True),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Net changes held back for a later digest (weekly frequency), folded into the one that
+# goes out when they fall due.
+deferred_items = Table(
+    "deferred_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("template", String(100), nullable=False),
+    Column("due_us", BigInteger, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_deferred_due", "due_us"),
+)
+
+# The in-app inbox; one message per in-app notice.
+INBOX_STATES = ("unread", "read", "archived")
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", Integer, nullable=False, unique=True),
+    Column("recipient", String(200), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(10), nullable=False, server_default="unread"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("read_us", BigInteger, nullable=True),
+    Index("ix_inbox_recipient", "recipient", "state", "id"),
+)

@@ -23,9 +23,9 @@ A preview runs steps 2-4 in a read-only transaction and writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
@@ -35,7 +35,8 @@ from sqlalchemy import Connection, update
 from tidings.config import Config
 from tidings.ledger.fold import Folder
 from tidings.ledger.netchange import address, digests
-from tidings.model import Change, CloseResult, CloseStats, EntityRef, Op, Record
+from tidings.model import Change, CloseResult, CloseStats, EntityRef, NoticeItem, Op, Record
+from tidings.notices.compose import NoticePlanner, PlanStats
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
@@ -59,6 +60,9 @@ class _Tally:
     unaddressed: int = 0
     addressed: list[tuple[str, Change]] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
+    # Only when notices are planned: each addressed change with its whole records.
+    items: list[tuple[str, NoticeItem]] = field(default_factory=list)
+    changed_people: list[str] = field(default_factory=list)
 
     def merged(self, other: _Tally) -> _Tally:
         return _Tally(
@@ -70,6 +74,8 @@ class _Tally:
             self.unaddressed + other.unaddressed,
             self.addressed + other.addressed,
             self.stale_ids + other.stale_ids,
+            self.items + other.items,
+            self.changed_people + other.changed_people,
         )
 
     def stats(self) -> CloseStats:
@@ -98,14 +104,16 @@ _Bounds = tuple[Ref | None, Ref | None]  # from (inclusive), to (exclusive)
 
 
 def _fold_part_in_worker(
-    config: Config, until: int, due: set[Ref] | None, bounds: _Bounds
+    config: Config, until: int, due: set[Ref] | None, bounds: _Bounds, with_items: bool
 ) -> tuple[list[_Outcome], _Tally]:
     from tidings.store.database import open_database
 
     db = open_database(config.store.url, migrate=False)
     try:
         with db.read() as conn:
-            return WindowCloser(db, config, _no_clock).fold_part(conn, until, due, bounds)
+            closer = WindowCloser(db, config, _no_clock)
+            closer._with_items = with_items
+            return closer.fold_part(conn, until, due, bounds)
     finally:
         db.dispose()
 
@@ -119,11 +127,19 @@ _SEQ_THEN_ARRIVAL = itemgetter(1, 5)
 
 class WindowCloser:
     def __init__(
-        self, db: Database, config: Config, clock: Clock, parallel_from: int = 20_000
+        self,
+        db: Database,
+        config: Config,
+        clock: Clock,
+        parallel_from: int = 20_000,
+        planner: NoticePlanner | None = None,
     ) -> None:
         self._db = db
         self._config = config
         self._clock = clock
+        self._planner = planner
+        self._with_items = planner is not None
+        self.last_plan: PlanStats | None = None
         self._parallel_from = parallel_from  # entities from which a worker takes half
         self._schedule: Schedule = schedule_for(config.window, config.tz)
 
@@ -133,11 +149,28 @@ class WindowCloser:
             return self._run(conn, closes_at, persist=False)
 
     def close(
-        self, closes_at: datetime, on_progress: Callable[[int, int], None] | None = None
+        self,
+        closes_at: datetime,
+        on_progress: Callable[[int, int], None] | None = None,
+        *,
+        prompt: Mapping[str, timedelta] | None = None,
+        next_daily: datetime | None = None,
     ) -> CloseResult:
-        """Close the window at ``closes_at`` and persist its digests, all in one transaction."""
+        """Close the window at ``closes_at`` and persist its digests, all in one transaction.
+
+        ``prompt`` makes it a prompt close: only records of those entity types that have been
+        quiet for their delay are folded, and changes that no prompt rule sends wait for the
+        daily digest at ``next_daily``.
+        """
         with self._db.write(exclusive=True) as conn, paused_gc():
-            return self._run(conn, closes_at, persist=True, on_progress=on_progress)
+            return self._run(
+                conn,
+                closes_at,
+                persist=True,
+                on_progress=on_progress,
+                prompt=prompt,
+                next_daily=next_daily,
+            )
 
     def _run(
         self,
@@ -146,9 +179,15 @@ class WindowCloser:
         *,
         persist: bool,
         on_progress: Callable[[int, int], None] | None = None,
+        prompt: Mapping[str, timedelta] | None = None,
+        next_daily: datetime | None = None,
     ) -> CloseResult:
         until = to_us(closes_at)
-        due, total = self._due(conn, until)
+        due, total = self._due(conn, until, prompt)
+        if prompt is not None and total == 0:
+            # Nothing quiet enough: a prompt close leaves no trace (no empty window rows).
+            local = closes_at.astimezone(self._config.tz)
+            return CloseResult(local, (), CloseStats(), None)
         window_id = self._open_window(conn, closes_at) if persist else None
         split = self._split(conn, due, total)
         if split is None:
@@ -157,7 +196,14 @@ class WindowCloser:
             # A worker folds the entities before the split while this process folds the rest;
             # it reads the same data: this transaction holds the lock, so nothing changes.
             with worker_pool(1) as pool:
-                first = pool.submit(_fold_part_in_worker, self._config, until, due, (None, split))
+                first = pool.submit(
+                    _fold_part_in_worker,
+                    self._config,
+                    until,
+                    due,
+                    (None, split),
+                    self._with_items,
+                )
                 outcomes, tally = self.fold_part(conn, until, due, (split, None))
                 their_outcomes, their_tally = first.result()
             outcomes = their_outcomes + outcomes
@@ -169,6 +215,17 @@ class WindowCloser:
             self._mark_stale(conn, tally.stale_ids)
             self._write_digests(conn, window_id, tally.addressed)
             self._finish_window(conn, window_id, tally, len(result_digests))
+            if self._planner is not None:
+                # Notices are written in this same transaction: both exist, or neither.
+                self.last_plan = self._planner.plan(
+                    conn,
+                    window_id=window_id,
+                    closes_at=closes_at,
+                    now=self._clock(),
+                    addressed=tally.items,
+                    changed_people=tally.changed_people,
+                    prompt_until=next_daily if prompt is not None else None,
+                )
         if on_progress is not None:
             on_progress(tally.entities, total)
         local = closes_at.astimezone(self._config.tz)
@@ -218,8 +275,12 @@ class WindowCloser:
         return None if row is None else (row[0], row[1], row[2])
 
     # Step 2
-    def _due(self, conn: Connection, until: int) -> tuple[set[Ref] | None, int]:
+    def _due(
+        self, conn: Connection, until: int, prompt: Mapping[str, timedelta] | None = None
+    ) -> tuple[set[Ref] | None, int]:
         """The entities that close (``None``: every dirty one) and how many to expect."""
+        if prompt is not None:
+            return self._quiet_for(conn, until, prompt)
         if not isinstance(self._schedule, QuietPeriod):
             count = conn.exec_driver_sql("SELECT count(*) FROM entities WHERE dirty = 1").scalar()
             return None, int(count or 0)
@@ -236,6 +297,27 @@ class WindowCloser:
             for s, e, k, first, last in rows
             if self._schedule.is_due(from_us(first), from_us(last), now)
         }
+        return due, len(due)
+
+    def _quiet_for(
+        self, conn: Connection, until: int, delays: Mapping[str, timedelta]
+    ) -> tuple[set[Ref], int]:
+        """Dirty records of the prompt entity types whose last pending edit is ``delay`` old."""
+        if not delays:
+            return set(), 0
+        mark = param_mark(conn)
+        names = tuple(sorted(delays))
+        rows = conn.exec_driver_sql(
+            "SELECT n.source, n.entity, n.key, max(e.at_us) "
+            "FROM entities n JOIN events e "
+            "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
+            f"WHERE n.dirty = 1 AND n.entity IN ({', '.join([mark] * len(names))}) "
+            f"AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq) "
+            "GROUP BY n.source, n.entity, n.key",
+            names,
+        )
+        quiet = {name: to_us(from_us(until) - delay) for name, delay in delays.items()}
+        due = {(s, e, k) for s, e, k, last in rows if last <= quiet[e]}
         return due, len(due)
 
     # Steps 3 and 4: one row per due entity, its ledger row and its pending events gathered
@@ -307,6 +389,8 @@ class WindowCloser:
 
     def _fold_page(self, page: Sequence[_Folding], tally: _Tally) -> list[_Outcome]:
         entity_types = self._config.entities
+        with_items = self._with_items
+        people_entity = self._config.people.entity
         outcomes = []
         for item in page:
             ref = item.ref
@@ -314,6 +398,14 @@ class WindowCloser:
             addressed, changed = address(
                 entity_types[ref[1]], EntityRef(*ref), folded.baseline, folded.current
             )
+            if with_items:
+                tally.items.extend(
+                    (who, NoticeItem(change, folded.baseline, folded.current))
+                    for who, change in addressed
+                    if who is not None
+                )
+                if changed and ref[1] == people_entity:
+                    tally.changed_people.append(ref[2])
             tally.entities += 1
             tally.folded += len(folded.applied)
             if changed:

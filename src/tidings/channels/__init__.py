@@ -1,0 +1,67 @@
+"""Channels: one module each behind ``base.Channel``, registered explicitly below."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from tidings.channels.base import Channel
+from tidings.config import (
+    ChannelConfig,
+    Config,
+    InAppChannel,
+    NotifyChannel,
+    SmtpChannel,
+    WebhookChannel,
+)
+from tidings.store.database import Database
+
+
+def build_channel(
+    settings: ChannelConfig,
+    *,
+    db: Database,
+    clock: Callable[[], datetime],
+    environ: Mapping[str, str],
+    concurrency: int = 10,
+) -> Channel:
+    """The channel for one ``[channels.NAME]`` table (imports only what the kind needs)."""
+    if isinstance(settings, SmtpChannel):
+        from tidings.channels.smtp import SmtpSender
+
+        # One connection per send the dispatcher runs at once on this channel.
+        return SmtpSender(settings, environ=environ, pool_size=concurrency)
+    if isinstance(settings, NotifyChannel):
+        from tidings.channels.notify import NotifySender
+
+        return NotifySender(settings, environ=environ)
+    if isinstance(settings, WebhookChannel):
+        from tidings.channels.webhook import WebhookSender
+
+        return WebhookSender(settings, environ=environ)
+    if isinstance(settings, InAppChannel):
+        from tidings.channels.inapp import InAppInbox
+
+        return InAppInbox(settings.name, db, clock)
+    raise AssertionError(f"unregistered channel kind {settings!r}")
+
+
+def build_channels(
+    config: Config,
+    *,
+    db: Database,
+    clock: Callable[[], datetime],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Channel]:
+    env = os.environ if environ is None else environ
+    return {
+        name: build_channel(
+            settings,
+            db=db,
+            clock=clock,
+            environ=env,
+            concurrency=config.delivery.concurrency,
+        )
+        for name, settings in config.channels.items()
+    }

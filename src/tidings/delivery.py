@@ -1,0 +1,148 @@
+"""Delivery, assembled: rules and templates checked at start-up, channels, the dispatcher, and
+the service loop behind ``tidings run`` (closes windows on schedule while dispatching).
+
+Everything that can be wrong in the configuration (invalid CEL, a broken or missing template)
+is found when this is built, so a mistake fails ``tidings`` at start-up, not at the daily close.
+Channels are built on first use: ingesting or closing needs no SMTP password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tidings.channels import build_channels
+from tidings.channels.base import Channel
+from tidings.config import Config
+from tidings.errors import StoreError
+from tidings.notices.compose import NoticePlanner
+from tidings.notices.render import TemplateRenderer, template_renderer
+from tidings.outbox.dispatcher import Dispatcher, DispatchStats
+from tidings.rules import RuleBook
+from tidings.store.database import Database
+from tidings.templates import TemplateSet
+
+log = logging.getLogger("tidings.run")
+
+Clock = Callable[[], datetime]
+
+
+class Delivery:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        clock: Clock,
+        *,
+        base_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._clock = clock
+        self._environ = environ
+        self._channels = dict(channels) if channels is not None else None
+        self._own_channels = channels is None
+        self._rng = rng
+        self.rules = RuleBook.compile(config)
+        self.templates = TemplateSet.load(config, base_dir)
+        self.planner = NoticePlanner(
+            config,
+            self.rules,
+            TemplateRenderer(self.templates, config),
+            parallel=template_renderer,
+        )
+
+    def channels(self) -> dict[str, Channel]:
+        if self._channels is None:
+            self._channels = build_channels(
+                self.config, db=self._db, clock=self._clock, environ=self._environ
+            )
+        return self._channels
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self._db, self.config, self.channels(), clock=self._clock, rng=self._rng)
+
+    async def aclose(self) -> None:
+        """Close the channels this built (connections belong to one event loop)."""
+        if self._channels is not None and self._own_channels:
+            for channel in self._channels.values():
+                await channel.aclose()
+            self._channels = None
+
+    def dispatch_once(self) -> DispatchStats:
+        """Send everything due now (``tidings dispatch --once``)."""
+
+        async def drain() -> DispatchStats:
+            try:
+                return await self.dispatcher().drain()
+            finally:
+                await self.aclose()
+
+        return asyncio.run(drain())
+
+
+async def serve(
+    close: Callable[[datetime], object],
+    first_close: datetime,
+    next_close: Callable[[datetime], datetime],
+    dispatcher: Dispatcher,
+    clock: Clock,
+    stop: asyncio.Event,
+    *,
+    prompt: Callable[[datetime], object] | None = None,
+    tick: timedelta = timedelta(seconds=30),
+) -> DispatchStats:
+    """Run the scheduler and the dispatcher until ``stop`` is set.
+
+    The scheduler sleeps until the next close time (checking every ``tick``, so a changed clock
+    or a stop is noticed), closes the window in a thread so sending goes on meanwhile, and
+    starts over. Each tick also runs ``prompt`` (the prompt close of quiet records). A store
+    error (a busy SQLite during a long close) pauses the loop; it never stops it.
+    """
+
+    async def scheduler() -> None:
+        due = first_close
+        while not stop.is_set():
+            now = clock()
+            if now >= due:
+                try:
+                    await asyncio.to_thread(close, due)
+                except StoreError as exc:
+                    log.warning("window close failed, retrying in a minute: %s", exc)
+                    await _wait(stop, 60.0)
+                    continue
+                due = next_close(due + timedelta(seconds=1))
+                continue
+            if prompt is not None:
+                try:
+                    await asyncio.to_thread(prompt, now)
+                except StoreError as exc:
+                    log.warning("prompt close failed, retrying at the next tick: %s", exc)
+            await _wait(stop, min(tick, due - now).total_seconds())
+
+    async def sending() -> DispatchStats:
+        total = DispatchStats()
+        while not stop.is_set():
+            try:
+                total.add(await dispatcher.run(stop))
+            except StoreError as exc:
+                log.warning("dispatch paused by a store error: %s", exc)
+                await _wait(stop, 5.0)
+        return total
+
+    _, stats = await asyncio.gather(scheduler(), sending())
+    return stats
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    except TimeoutError:
+        return

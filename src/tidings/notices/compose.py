@@ -1,0 +1,566 @@
+"""Notices: each closed window's net changes, as one rendered digest per recipient per channel.
+
+Runs inside the window close's transaction, after the new baselines are written, so notices
+exist exactly when the close that produced them does. The steps:
+
+1. Route: each addressed change goes through the rules; a matching rule names channels, a
+   category, a template, and maybe related contacts who get their own digest.
+2. Preferences: a channel the recipient opted out of (for that category) is dropped; a weekly
+   category is deferred to the week's digest. Critical categories ignore both.
+3. Deferred changes that are now due join the digests of this close (net over the week).
+4. Address: email and SMS come from the recipient's person record; an address that bounced
+   before, or none at all, holds the notice for the attention list instead of sending it.
+5. Render each digest with its template and write it to the outbox with a deterministic
+   idempotency key (recipient, channel, window), so it can never be created twice.
+6. Held notices of people whose address changed in this close are released to the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection, delete, select, update
+
+from tidings.config import Config, ContactsConfig, EntityType, Medium, RuleConfig
+from tidings.errors import TidingsError
+from tidings.ledger.netchange import address
+from tidings.model import Change, EntityRef, FieldChange, Kind, NoticeItem
+from tidings.notices.people import Person, contact_index, people
+from tidings.notices.preferences import Preferences
+from tidings.rules import RuleBook
+from tidings.store.bulk import insert_rows
+from tidings.store.codec import dumps, loads, to_us
+from tidings.store.lookups import CHUNK
+from tidings.store.schema import HELD, PENDING, deferred_items, notices, undeliverable
+from tidings.workers import default_workers, worker_pool
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A rendered digest: email subject/text/html, SMS text, or in-app title (subject)/body."""
+
+    subject: str | None
+    text: str
+    html: str | None = None
+
+
+class Renderer(Protocol):
+    def render(
+        self,
+        template: str,
+        medium: Medium,
+        *,
+        recipient: Person,
+        items: Sequence[NoticeItem],
+        closes_at: datetime,
+        today: date,
+    ) -> Parts: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStats:
+    notices: int = 0
+    held: int = 0
+    deferred: int = 0
+    opted_out: int = 0
+    released: int = 0
+    rule_errors: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Group:
+    """One (recipient, channel) digest being gathered; items by entity, first rule wins."""
+
+    recipient: str
+    channel: str
+    rule_index: int
+    category: str
+    template: str
+    contact: Person | None = None
+    daily: bool = False  # in a prompt close: waits for the daily digest
+    items: dict[EntityRef, list[NoticeItem]] = field(default_factory=dict)
+
+    def add(self, item: NoticeItem) -> None:
+        self.items.setdefault(item.change.ref, []).append(item)
+
+
+_Job = tuple[str, Medium, Person, Sequence[NoticeItem]]  # template, medium, recipient, items
+
+
+def render_jobs(
+    renderer: Renderer, jobs: Sequence[_Job], closes_at: datetime, today: date
+) -> list[Parts | str]:
+    """Each digest rendered, or the reason its template failed."""
+    out: list[Parts | str] = []
+    for template, medium, person, items in jobs:
+        try:
+            out.append(
+                renderer.render(
+                    template,
+                    medium,
+                    recipient=person,
+                    items=items,
+                    closes_at=closes_at,
+                    today=today,
+                )
+            )
+        except TidingsError as exc:
+            out.append(str(exc))
+    return out
+
+
+def _render_in_worker(
+    factory: Callable[[Config], Renderer],
+    config: Config,
+    jobs: Sequence[_Job],
+    closes_at: datetime,
+    today: date,
+) -> list[Parts | str]:
+    return render_jobs(factory(config), jobs, closes_at, today)
+
+
+def idempotency_key(recipient: str, channel: str, window: str) -> str:
+    """Deterministic per (recipient, channel, window): the same digest always has the same key."""
+    return hashlib.sha256(f"{recipient}\x1f{channel}\x1f{window}".encode()).hexdigest()
+
+
+def item_to_json(item: NoticeItem) -> dict[str, object]:
+    return {**item.change.to_json(), "before": item.before, "after": item.after}
+
+
+def item_from_json(data: Mapping[str, object]) -> NoticeItem:
+    fields = data["fields"]
+    assert isinstance(fields, dict)
+    change = Change(
+        EntityRef(str(data["source"]), str(data["entity"]), str(data["key"])),
+        Kind(str(data["kind"])),
+        {name: FieldChange(fc["before"], fc["after"]) for name, fc in fields.items()},
+    )
+    before, after = data.get("before"), data.get("after")
+    return NoticeItem(
+        change,
+        before if isinstance(before, dict) else None,
+        after if isinstance(after, dict) else None,
+    )
+
+
+class NoticePlanner:
+    def __init__(
+        self,
+        config: Config,
+        rules: RuleBook,
+        renderer: Renderer,
+        *,
+        parallel: Callable[[Config], Renderer] | None = None,
+        parallel_from: int = 20_000,
+    ) -> None:
+        """``parallel`` builds a renderer in a worker process (a module-level function, so it
+        can be sent there); closes with ``parallel_from`` digests or more then use it."""
+        self._config = config
+        self._rules = rules
+        self._renderer = renderer
+        self._parallel = parallel
+        self._parallel_from = parallel_from
+        self._medium: dict[str, Medium] = {n: c.medium for n, c in config.channels.items()}
+
+    def plan(
+        self,
+        conn: Connection,
+        *,
+        window_id: int,
+        closes_at: datetime,
+        now: datetime,
+        addressed: Sequence[tuple[str, NoticeItem]],
+        changed_people: Iterable[str] = (),
+        prompt_until: datetime | None = None,
+    ) -> PlanStats:
+        """Write this close's notices. ``prompt_until``: a prompt close, whose changes that no
+        prompt rule sends are deferred to the daily digest at that time."""
+        local = closes_at.astimezone(self._config.tz)
+        today = local.date()
+        self._rules.errors.clear()
+        groups = self._route(conn, addressed, today, prompt_until is not None)
+        waiting = 0
+        if prompt_until is not None:
+            daily = {k: g for k, g in groups.items() if g.daily}
+            groups = {k: g for k, g in groups.items() if not g.daily}
+            waiting = self._defer(conn, daily.values(), prompt_until, now)
+        else:
+            self._merge_due(conn, groups, closes_at)
+        prefs = Preferences.load(conn, self._config, {g.recipient for g in groups.values()})
+        groups, deferred, opted_out = self._apply_preferences(conn, groups, prefs, local, now)
+        deferred += waiting
+        window = str(to_us(closes_at))
+        rows = self._render(conn, groups, window_id, window, closes_at, today, now)
+        if rows:
+            columns = tuple(rows[0])
+            insert_rows(
+                conn,
+                "notices",
+                columns,
+                [tuple(row[c] for c in columns) for row in rows],
+                skip_conflicts_on="idem_key",
+            )
+        released = self._release_held(conn, changed_people, now)
+        return PlanStats(
+            notices=len(rows),
+            held=sum(1 for r in rows if r["status"] == HELD),
+            deferred=deferred,
+            opted_out=opted_out,
+            released=released,
+            rule_errors=dict(self._rules.errors),
+        )
+
+    # Step 1
+    def _route(
+        self,
+        conn: Connection,
+        addressed: Sequence[tuple[str, NoticeItem]],
+        today: date,
+        prompt: bool,
+    ) -> dict[tuple[str, str, bool], _Group]:
+        """Groups by (recipient, channel, daily): in a prompt close, what only daily rules
+        send is gathered apart, to wait for the daily digest."""
+        groups: dict[tuple[str, str, bool], _Group] = {}
+        contact_indexes: dict[ContactsConfig, dict[str, list[Person]]] = {}
+        for recipient, item in addressed:
+            matched = self._rules.matching(item, recipient, today)
+            # A channel a prompt rule already sends this change on is not told again daily.
+            sent_now = {c for r in matched if prompt and r.prompt for c in r.channels}
+            for rule in matched:
+                index = self._config.rules.index(rule)
+                template = rule.template or "default"
+                daily = prompt and not rule.prompt
+                for channel in rule.channels:
+                    if daily and channel in sent_now:
+                        continue
+                    self._group(
+                        groups, recipient, channel, index, rule.category, template, daily
+                    ).add(item)
+                if rule.contacts is not None:
+                    self._route_contacts(groups, conn, contact_indexes, rule, index, item, daily)
+        return groups
+
+    def _defer(
+        self, conn: Connection, groups: Iterable[_Group], until: datetime, now: datetime
+    ) -> int:
+        rows = [
+            {
+                "recipient": group.recipient,
+                "channel": group.channel,
+                "category": group.category,
+                "template": group.template,
+                "due_us": to_us(until),
+                "item": dumps(item_to_json(item)),
+                "created_us": to_us(now),
+            }
+            for group in groups
+            for items in group.items.values()
+            for item in items
+        ]
+        _insert_deferred(conn, rows)
+        return len(rows)
+
+    def _route_contacts(
+        self,
+        groups: dict[tuple[str, str, bool], _Group],
+        conn: Connection,
+        indexes: dict[ContactsConfig, dict[str, list[Person]]],
+        rule: RuleConfig,
+        index: int,
+        item: NoticeItem,
+        daily: bool,
+    ) -> None:
+        contacts = rule.contacts
+        assert contacts is not None
+        if contacts not in indexes:
+            indexes[contacts] = contact_index(conn, contacts)
+        # Both the old and the new organisation hear of a placement that moved between them.
+        values = {
+            str(record[contacts.via])
+            for record in (item.before, item.after)
+            if record and record.get(contacts.via) is not None
+        }
+        for value in sorted(values):
+            for contact in indexes[contacts].get(value, ()):
+                for channel in contacts.channels or rule.channels:
+                    group = self._group(
+                        groups, contact.id, channel, index, rule.category, contacts.template, daily
+                    )
+                    group.contact = contact
+                    group.add(item)
+
+    @staticmethod
+    def _group(
+        groups: dict[tuple[str, str, bool], _Group],
+        recipient: str,
+        channel: str,
+        index: int,
+        category: str,
+        template: str,
+        daily: bool = False,
+    ) -> _Group:
+        group = groups.get((recipient, channel, daily))
+        if group is None:
+            group = groups[(recipient, channel, daily)] = _Group(
+                recipient, channel, index, category, template, daily=daily
+            )
+        return group
+
+    # Step 2
+    def _apply_preferences(
+        self,
+        conn: Connection,
+        groups: dict[tuple[str, str, bool], _Group],
+        prefs: Preferences,
+        local: datetime,
+        now: datetime,
+    ) -> tuple[dict[tuple[str, str, bool], _Group], int, int]:
+        kept: dict[tuple[str, str, bool], _Group] = {}
+        deferred_rows: list[dict[str, object]] = []
+        opted_out = 0
+        weekly_due = self._next_weekly(local)
+        for key, group in groups.items():
+            choice = prefs.choice(group.recipient, group.category, group.channel)
+            if not choice.send:
+                opted_out += 1
+                continue
+            if choice.weekly and weekly_due is not None:
+                for items in group.items.values():
+                    deferred_rows.extend(
+                        {
+                            "recipient": group.recipient,
+                            "channel": group.channel,
+                            "category": group.category,
+                            "template": group.template,
+                            "due_us": to_us(weekly_due),
+                            "item": dumps(item_to_json(item)),
+                            "created_us": to_us(now),
+                        }
+                        for item in items
+                    )
+                continue
+            kept[key] = group
+        _insert_deferred(conn, deferred_rows)
+        return kept, len(deferred_rows), opted_out
+
+    def _next_weekly(self, local: datetime) -> datetime | None:
+        """The start of the next weekly day, or ``None`` when today is that day (send now)."""
+        ahead = (self._config.delivery.weekly_on - local.isoweekday()) % 7
+        if ahead == 0:
+            return None
+        day = local.date() + timedelta(days=ahead)
+        return datetime.combine(day, time(0, 0), self._config.tz)
+
+    # Step 3
+    def _merge_due(
+        self, conn: Connection, groups: dict[tuple[str, str, bool], _Group], closes_at: datetime
+    ) -> None:
+        until = to_us(closes_at)
+        rows = conn.execute(
+            select(deferred_items)
+            .where(deferred_items.c.due_us <= until)
+            .order_by(deferred_items.c.id)
+        ).all()
+        earlier: dict[tuple[str, str, bool], dict[EntityRef, list[NoticeItem]]] = {}
+        for row in rows:
+            group = self._group(
+                groups,
+                row.recipient,
+                row.channel,
+                len(self._config.rules),
+                row.category,
+                row.template,
+            )
+            item = item_from_json(loads(row.item))
+            key = (group.recipient, group.channel, False)
+            earlier.setdefault(key, {}).setdefault(item.change.ref, []).append(item)
+        # Deferred items are older than this close's: they go first, so a net change runs
+        # from the earliest baseline to the latest state.
+        for key, by_ref in earlier.items():
+            for ref, items in by_ref.items():
+                groups[key].items.setdefault(ref, [])[0:0] = items
+        if rows:
+            conn.execute(delete(deferred_items).where(deferred_items.c.due_us <= until))
+
+    # Steps 4 and 5
+    def _render(
+        self,
+        conn: Connection,
+        groups: Mapping[tuple[str, str, bool], _Group],
+        window_id: int,
+        window: str,
+        closes_at: datetime,
+        today: date,
+        now: datetime,
+    ) -> list[dict[str, object]]:
+        persons = people(
+            conn,
+            self._config.people,
+            {g.recipient for g in groups.values() if g.contact is None},
+        )
+        addresses: dict[str, str | None] = {}
+        for (recipient, channel, _), group in groups.items():
+            person = group.contact or persons[recipient]
+            addresses[f"{recipient}\x1f{channel}"] = self._address(person, channel)
+        bounced = _undeliverable(conn, {a for a in addresses.values() if a})
+        jobs: list[tuple[str, str, _Group, Person, list[NoticeItem]]] = []
+        for (recipient, channel, _), group in sorted(groups.items()):
+            items = self._net(group)
+            if items:
+                person = group.contact or persons[recipient]
+                jobs.append((recipient, channel, group, person, items))
+        rendered = self._render_all(
+            [(g.template, self._medium[c], p, i) for _, c, g, p, i in jobs], closes_at, today
+        )
+        rows: list[dict[str, object]] = []
+        created = to_us(now)
+        for (recipient, channel, group, _, items), parts in zip(jobs, rendered, strict=True):
+            medium = self._medium[channel]
+            target = addresses[f"{recipient}\x1f{channel}"]
+            status, reason = PENDING, None
+            if isinstance(parts, str):
+                # One digest whose data trips its template must not stop the close: it waits
+                # on the attention list with the reason, and the others go out.
+                status, reason = HELD, f"template failed: {parts}"
+                parts = Parts(None, "")
+            elif target is None:
+                status, reason = HELD, f"no {_WHAT[medium]} on record for this recipient"
+            elif target in bounced:
+                status, reason = HELD, f"address undeliverable: {bounced[target]}"
+            rows.append(
+                {
+                    "idem_key": idempotency_key(recipient, channel, window),
+                    "window_id": window_id,
+                    "recipient": recipient,
+                    "channel": channel,
+                    "medium": medium,
+                    "category": group.category,
+                    "template": group.template,
+                    "address": target,
+                    "subject": parts.subject,
+                    "body": parts.text,
+                    "html": parts.html,
+                    "payload": dumps(
+                        {
+                            "recipient": recipient,
+                            "closes_at": closes_at.isoformat(),
+                            "changes": [item.change.to_json() for item in items],
+                        }
+                    ),
+                    "changes": len(items),
+                    "status": status,
+                    "attempts": 0,
+                    "due_us": created,
+                    "created_us": created,
+                    "reason": reason,
+                    "outcome": "held" if status == HELD else None,
+                }
+            )
+        return rows
+
+    def _render_all(
+        self, jobs: Sequence[_Job], closes_at: datetime, today: date
+    ) -> list[Parts | str]:
+        """Render every digest; a large close renders a share in a worker process."""
+        if self._parallel is None or len(jobs) < self._parallel_from or default_workers() < 2:
+            return render_jobs(self._renderer, jobs, closes_at, today)
+        # The worker starts late (imports, loading templates) and its results cross a process
+        # boundary, so it takes the smaller share.
+        split = len(jobs) * 2 // 5
+        with worker_pool(1) as pool:
+            theirs = pool.submit(
+                _render_in_worker, self._parallel, self._config, jobs[:split], closes_at, today
+            )
+            ours = render_jobs(self._renderer, jobs[split:], closes_at, today)
+            return theirs.result() + ours
+
+    def _net(self, group: _Group) -> list[NoticeItem]:
+        """One item per entity; several (deferred days, then today) fold into their net."""
+        out: list[NoticeItem] = []
+        for ref in sorted(group.items):
+            items = group.items[ref]
+            if len(items) == 1:
+                out.append(items[0])
+                continue
+            first, last = items[0], items[-1]
+            etype = self._config.entities.get(ref.entity) or EntityType(name=ref.entity)
+            for who, change in address(etype, ref, first.before, last.after)[0]:
+                if who == group.recipient or group.contact is not None:
+                    out.append(NoticeItem(change, first.before, last.after))
+                    break
+        return out
+
+    def _address(self, person: Person, channel: str) -> str | None:
+        medium = self._medium[channel]
+        if medium == "email":
+            return person.email
+        if medium == "sms":
+            return person.mobile
+        return person.id
+
+    # Step 6
+    def _release_held(self, conn: Connection, changed_people: Iterable[str], now: datetime) -> int:
+        changed = sorted(set(changed_people))
+        if not changed:
+            return 0
+        persons = people(conn, self._config.people, changed)
+        released = 0
+        for start in range(0, len(changed), CHUNK):
+            held = conn.execute(
+                select(notices.c.id, notices.c.recipient, notices.c.channel, notices.c.address)
+                .where(notices.c.recipient.in_(changed[start : start + CHUNK]))
+                .where(notices.c.status == HELD)
+            ).all()
+            for notice_id, recipient, channel, old in held:
+                if channel not in self._medium:
+                    continue
+                new = self._address(persons[recipient], channel)
+                if new is None or new == old or new in _undeliverable(conn, {new}):
+                    continue
+                conn.execute(
+                    update(notices)
+                    .where(notices.c.id == notice_id)
+                    .values(
+                        address=new,
+                        status=PENDING,
+                        due_us=to_us(now),
+                        attempts=0,
+                        lease_us=None,
+                        outcome="released",
+                        reason="address changed",
+                    )
+                )
+                released += 1
+        return released
+
+
+_WHAT: dict[str, str] = {
+    "email": "email address",
+    "sms": "mobile number",
+    "inapp": "recipient",
+    "webhook": "recipient",
+}
+
+
+def _undeliverable(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(addresses))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = conn.execute(
+            select(undeliverable.c.address, undeliverable.c.reason).where(
+                undeliverable.c.address.in_(wanted[start : start + CHUNK])
+            )
+        )
+        found.update({a: r for a, r in rows})
+    return found
+
+
+def _insert_deferred(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    if rows:
+        columns = tuple(rows[0])
+        insert_rows(conn, "deferred_items", columns, [tuple(r[c] for c in columns) for r in rows])

@@ -1,0 +1,106 @@
+"""Who recipients are and how to reach them, read from the ledger's own records.
+
+A recipient is a person entity in the same data (``[people] entity``): their name, email and
+mobile are fields of that record, so an address changed upstream is picked up at the next close.
+Related contacts (``[[rules]] contacts``) are records of another entity type matched by a field.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from tidings.config import ContactsConfig, PeopleConfig
+from tidings.store.codec import loads
+from tidings.store.lookups import CHUNK, param_mark
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """How to reach one recipient; ``None`` where the record holds nothing."""
+
+    id: str
+    name: str | None
+    email: str | None
+    mobile: str | None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def person_from(
+    recipient: str, record: Mapping[str, object] | None, people: PeopleConfig
+) -> Person:
+    if not record:
+        return Person(recipient, None, None, None)
+    name = " ".join(t for t in (_text(record.get(f)) for f in people.name) if t) or None
+    return Person(
+        recipient,
+        name,
+        _text(record.get(people.email)) if people.email else None,
+        _text(record.get(people.mobile)) if people.mobile else None,
+    )
+
+
+def people(conn: Connection, config: PeopleConfig, recipients: Iterable[str]) -> dict[str, Person]:
+    """Each recipient's details from their person record's baseline (any source)."""
+    wanted = sorted(set(recipients))
+    mark = param_mark(conn)
+    found: dict[str, Person] = {}
+    # The ledger's key starts with the source: naming the sources lets every look-up below
+    # use it (without them each chunk would scan the whole table).
+    sources = [
+        row[0]
+        for row in conn.exec_driver_sql(
+            f"SELECT DISTINCT source FROM entities WHERE entity = {mark}", (config.entity,)
+        )
+    ]
+    for source in sources:
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            rows = conn.exec_driver_sql(
+                f"SELECT key, baseline FROM entities WHERE source = {mark} AND entity = {mark} "
+                f"AND key IN ({', '.join([mark] * len(chunk))}) AND baseline IS NOT NULL",
+                (source, config.entity, *chunk),
+            )
+            for key, baseline in rows:
+                found[key] = person_from(key, loads(baseline), config)
+    return {r: found.get(r) or Person(r, None, None, None) for r in wanted}
+
+
+def contact_id(contacts: ContactsConfig, key: str) -> str:
+    """A related contact's recipient id: its entity type and key, so it never clashes with a
+    person's id."""
+    return f"{contacts.entity}:{key}"
+
+
+def contact_index(conn: Connection, contacts: ContactsConfig) -> dict[str, list[Person]]:
+    """Every contact record of ``contacts.entity``, by the value of its ``match`` field.
+
+    Contact lists are small (organisations' named contacts), so one read per close is cheaper
+    than a look-up per changed record.
+    """
+    mark = param_mark(conn)
+    index: dict[str, list[Person]] = defaultdict(list)
+    rows = conn.exec_driver_sql(
+        f"SELECT key, baseline FROM entities WHERE entity = {mark} AND baseline IS NOT NULL "
+        "ORDER BY key",
+        (contacts.entity,),
+    )
+    for key, baseline in rows:
+        record = loads(baseline) or {}
+        value = record.get(contacts.match)
+        if value is None:
+            continue
+        name = _text(record.get(contacts.name)) if contacts.name else None
+        index[str(value)].append(
+            Person(contact_id(contacts, key), name, _text(record.get(contacts.email)), None)
+        )
+    return dict(index)

@@ -1,0 +1,351 @@
+"""The dispatcher: claims due notices, sends them, and records each typed outcome.
+
+One round, and why it cannot lose or double a notice:
+
+1. Claim (a short write transaction): due notices, and notices whose claim (lease) ran out
+   because a dispatcher died mid-send, become ``sending`` with a fresh lease. (Attempts are
+   counted when an outcome is recorded, so a dispatcher that crashes uses up none.) On
+   PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several dispatchers share the work; on SQLite
+   the write lock does the same.
+2. Pace: a notice that the channel's or the recipient domain's rate would delay long is handed
+   back with a later due time rather than held under a lease.
+3. Send with no transaction open: the provider call may take seconds. A notice whose lease
+   is running out before its turn comes is left for the next claim, never sent late, so
+   another dispatcher that took it over cannot send it as well.
+4. Record the outcome at once, in its own transaction, and only if our lease still holds.
+   A crash between 3 and 4 leaves the notice ``sending``; when the lease runs out it is sent
+   again. So at most the notices in flight at a crash can go twice, and each carries the same
+   idempotency key for providers (and mail readers, by Message-ID) to recognise the repeat.
+
+Outcomes: delivered; transient failure (retried with exponential backoff and jitter, up to
+the channel's ``max_attempts``, then failed); rate-limited (the channel pauses and the notice
+waits ``retry_after`` without using an attempt); permanent failure (failed, on the attention
+list; with a bad address, the address is marked undeliverable and later notices to it held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from tidings.channels.base import (
+    Channel,
+    Delivered,
+    Message,
+    Outcome,
+    PermanentFailure,
+    RateLimited,
+    TransientFailure,
+)
+from tidings.config import Config, parse_duration
+from tidings.outbox.attention import mark_undeliverable
+from tidings.outbox.pacing import Pacer, backoff_delay
+from tidings.store.codec import loads, to_us
+from tidings.store.database import Database
+from tidings.store.schema import DELIVERED, FAILED, PENDING, SENDING, notices
+
+log = logging.getLogger("tidings.dispatch")
+
+Clock = Callable[[], datetime]
+_PACE_HOLD = 2.0  # seconds of pacing worth waiting under a lease; longer waits hand back
+_LEASE_MARGIN = 0.5  # send only while at least this share of the lease remains
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    idem_key: str
+    recipient: str
+    channel: str
+    address: str
+    subject: str | None
+    body: str
+    html: str | None
+    payload: str
+    attempts: int
+    lease_us: int
+
+
+@dataclass
+class DispatchStats:
+    delivered: int = 0
+    retrying: int = 0
+    rate_limited: int = 0
+    failed: int = 0
+    held: int = 0
+    deferred: int = 0  # handed back by pacing
+    lost_lease: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: DispatchStats) -> None:
+        for name in (
+            "delivered",
+            "retrying",
+            "rate_limited",
+            "failed",
+            "held",
+            "deferred",
+            "lost_lease",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for channel, count in other.by_channel.items():
+            self.by_channel[channel] = self.by_channel.get(channel, 0) + count
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        channels: Mapping[str, Channel],
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` is wall time (due times, leases, records); ``timer`` paces sending and
+        must advance as ``sleep`` does, so it is real time unless a test fakes both."""
+        self._db = db
+        self._config = config
+        self._channels = channels
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._timer = timer
+        delivery = config.delivery
+        self._lease = parse_duration(delivery.lease)
+        self._pacer = Pacer(
+            {name: c.rate_per_second for name, c in config.channels.items()},
+            delivery.domain_rate_per_minute,
+            delivery.domain_rates,
+        )
+        self._limits = {name: asyncio.Semaphore(delivery.concurrency) for name in channels}
+
+    async def drain(self, *, max_rounds: int | None = None) -> DispatchStats:
+        """Send everything that is due now, round after round, until nothing is left due."""
+        total = DispatchStats()
+        rounds = 0
+        while max_rounds is None or rounds < max_rounds:
+            stats, claimed = await self.round()
+            total.add(stats)
+            rounds += 1
+            if claimed == 0:
+                break
+        return total
+
+    async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> DispatchStats:
+        """Dispatch until ``stop`` is set, polling every ``idle`` seconds when nothing is due."""
+        total = DispatchStats()
+        while not stop.is_set():
+            stats, claimed = await self.round()
+            total.add(stats)
+            if claimed == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle)
+        return total
+
+    async def round(self) -> tuple[DispatchStats, int]:
+        """One claim and the sends it allows; returns the stats and how many were claimed."""
+        claimed = self._claim()
+        stats = DispatchStats()
+        if not claimed:
+            return stats, 0
+        await asyncio.gather(*(self._deliver(notice, stats) for notice in claimed))
+        return stats, len(claimed)
+
+    # Step 1
+    def _claim(self) -> list[Claimed]:
+        now = to_us(self._clock())
+        lease = to_us(self._clock() + self._lease)
+        limit = self._config.delivery.batch_size
+        channels = sorted(self._channels)
+        if not channels:
+            return []
+        with self._db.write() as conn:
+            due = (
+                select(notices.c.id)
+                .where(notices.c.channel.in_(channels))
+                .where(
+                    ((notices.c.status == PENDING) & (notices.c.due_us <= now))
+                    | ((notices.c.status == SENDING) & (notices.c.lease_us < now))
+                )
+                .order_by(notices.c.due_us, notices.c.id)
+                .limit(limit)
+            )
+            if not self._db.is_sqlite:
+                due = due.with_for_update(skip_locked=True)
+            rows = conn.execute(
+                update(notices)
+                .where(notices.c.id.in_(due.scalar_subquery()))
+                .values(status=SENDING, lease_us=lease)
+                .returning(
+                    notices.c.id,
+                    notices.c.idem_key,
+                    notices.c.recipient,
+                    notices.c.channel,
+                    notices.c.address,
+                    notices.c.subject,
+                    notices.c.body,
+                    notices.c.html,
+                    notices.c.payload,
+                    notices.c.attempts,
+                )
+            ).all()
+        claimed = [
+            Claimed(
+                id=row.id,
+                idem_key=row.idem_key,
+                recipient=row.recipient,
+                channel=row.channel,
+                address=row.address,
+                subject=row.subject,
+                body=row.body,
+                html=row.html,
+                payload=row.payload,
+                attempts=row.attempts,
+                lease_us=lease,
+            )
+            for row in rows
+        ]
+        claimed.sort(key=lambda c: c.id)
+        return claimed
+
+    # Steps 2 to 4
+    async def _deliver(self, notice: Claimed, stats: DispatchStats) -> None:
+        channel = self._channels[notice.channel]
+        async with self._limits[notice.channel]:
+            if not await self._paced(notice, stats):
+                return
+            message = Message(
+                notice_id=notice.id,
+                idempotency_key=notice.idem_key,
+                channel=notice.channel,
+                recipient=notice.recipient,
+                address=notice.address,
+                subject=notice.subject,
+                text=notice.body,
+                html=notice.html,
+                payload=loads(notice.payload),
+            )
+            try:
+                outcome: Outcome = await channel.send(message)
+            except Exception as exc:  # a channel bug must not stop the dispatcher
+                log.exception("channel %s raised instead of returning an outcome", notice.channel)
+                outcome = TransientFailure(f"channel error: {exc.__class__.__name__}")
+        self._record(notice, outcome, stats)
+
+    async def _paced(self, notice: Claimed, stats: DispatchStats) -> bool:
+        """Wait for the channel's and the domain's rate to allow this send; a long wait hands
+        the notice back with a later due time instead (``False``)."""
+        while True:
+            if self._lease_running_out(notice):
+                stats.lost_lease += 1
+                return False  # left "sending": the next claim after the lease takes it
+            wait = self._pacer.wait_for(notice.channel, notice.address, self._timer())
+            if wait <= 0:
+                return True
+            if wait > _PACE_HOLD:
+                with self._db.write() as conn:
+                    due = self._clock() + timedelta(seconds=wait)
+                    self._hand_back(conn, notice, due, "paced")
+                stats.deferred += 1
+                return False
+            await self._sleep(wait)
+
+    def _lease_running_out(self, notice: Claimed) -> bool:
+        left = notice.lease_us - to_us(self._clock())
+        return left < self._lease.total_seconds() * 1e6 * _LEASE_MARGIN
+
+    def _record(self, notice: Claimed, outcome: Outcome, stats: DispatchStats) -> None:
+        now = self._clock()
+        settings = self._config.channels[notice.channel]
+        # A rate limit is the provider's choice, not a failed attempt.
+        attempts = notice.attempts + (0 if isinstance(outcome, RateLimited) else 1)
+        with self._db.write() as conn:
+            ours = (
+                (notices.c.id == notice.id)
+                & (notices.c.status == SENDING)
+                & (notices.c.lease_us == notice.lease_us)
+            )
+            values: dict[str, Any]
+            if isinstance(outcome, Delivered):
+                values = {
+                    "status": DELIVERED,
+                    "sent_us": to_us(now),
+                    "outcome": "delivered",
+                    "reason": None,
+                    "provider_ref": outcome.provider_ref,
+                }
+            elif isinstance(outcome, RateLimited):
+                self._pacer.pause(notice.channel, self._timer() + outcome.retry_after)
+                values = {
+                    "status": PENDING,
+                    "due_us": to_us(now + timedelta(seconds=outcome.retry_after)),
+                    "outcome": "rate_limited",
+                    "reason": outcome.reason,
+                }
+            elif isinstance(outcome, TransientFailure) and attempts < settings.max_attempts:
+                delay = backoff_delay(
+                    attempts,
+                    base=parse_duration(settings.backoff).total_seconds(),
+                    cap=parse_duration(settings.max_backoff).total_seconds(),
+                    rng=self._rng,
+                )
+                delay = max(delay, outcome.retry_after or 0.0)
+                values = {
+                    "status": PENDING,
+                    "due_us": to_us(now + timedelta(seconds=delay)),
+                    "outcome": "transient",
+                    "reason": outcome.reason,
+                }
+            else:
+                reason = outcome.reason
+                if isinstance(outcome, TransientFailure):
+                    reason = f"gave up after {attempts} attempts: {reason}"
+                values = {"status": FAILED, "outcome": "failed", "reason": reason}
+            values["lease_us"] = None
+            values["attempts"] = attempts
+            result = conn.execute(update(notices).where(ours).values(**values))
+            if result.rowcount == 0:
+                # Our lease ran out and another dispatcher took the notice over: its outcome
+                # is the one that counts.
+                stats.lost_lease += 1
+                return
+            if isinstance(outcome, PermanentFailure) and outcome.bad_address:
+                stats.held += mark_undeliverable(
+                    self._db, conn, notice.address, notice.channel, outcome.reason, notice.id, now
+                )
+        status = values["status"]
+        if status == DELIVERED:
+            stats.delivered += 1
+            stats.by_channel[notice.channel] = stats.by_channel.get(notice.channel, 0) + 1
+        elif status == FAILED:
+            stats.failed += 1
+        elif values["outcome"] == "rate_limited":
+            stats.rate_limited += 1
+        else:
+            stats.retrying += 1
+
+    def _hand_back(self, conn: Connection, notice: Claimed, due: datetime, why: str) -> None:
+        conn.execute(
+            update(notices)
+            .where(notices.c.id == notice.id)
+            .where(notices.c.status == SENDING)
+            .where(notices.c.lease_us == notice.lease_us)
+            .values(
+                status=PENDING,
+                due_us=to_us(due),
+                lease_us=None,
+                outcome=why,
+            )
+        )
