@@ -327,3 +327,23 @@ def test_the_starter_config_parses(tmp_path: Path) -> None:
     assert config.entities["Placement"].recipient == "traineeId"
     assert config.entities["Placement"].fields["wte"].type is FieldType.DECIMAL
     assert config.entities["Person"].recipient == config.entities["Person"].key == "id"
+
+
+def test_the_starter_configs_commented_delivery_section_is_valid_when_uncommented() -> None:
+    import tomllib
+    from importlib import resources
+
+    from tidings.rules import RuleBook
+    from tidings.templates import TemplateSet
+
+    text = resources.files("tidings").joinpath("starter.toml").read_text("utf-8")
+    head, tail = text.split("# --- Telling people")
+    body = [
+        line[2:] if line.startswith("# ") else ""
+        for line in tail.splitlines()[3:]
+        if not line.startswith("# # ")
+    ]
+    config = parse_config(tomllib.loads(head + "\n".join(body)))
+    assert [r.name for r in config.rules] == ["current-placements", "start-date-moves"]
+    assert RuleBook.compile(config).has_rules()
+    TemplateSet.load(config)
