@@ -12,7 +12,8 @@ One round, and why it cannot lose or double a notice:
 3. Send with no transaction open: the provider call may take seconds. A notice whose lease
    is running out before its turn comes is left for the next claim, never sent late, so
    another dispatcher that took it over cannot send it as well.
-4. Record the outcome at once, in its own transaction, and only if our lease still holds.
+4. Record the outcome at once (sends that finish together share one transaction), and only
+   if our lease still holds.
    A crash between 3 and 4 leaves the notice ``sending``; when the lease runs out it is sent
    again. So at most the notices in flight at a crash can go twice, and each carries the same
    idempotency key for providers (and mail readers, by Message-ID) to recognise the repeat.
@@ -47,10 +48,12 @@ from tidings.channels.base import (
     TransientFailure,
 )
 from tidings.config import Config, parse_duration
+from tidings.errors import StoreError
 from tidings.outbox.attention import mark_undeliverable
 from tidings.outbox.pacing import Pacer, backoff_delay
 from tidings.store.codec import loads, to_us
 from tidings.store.database import Database
+from tidings.store.lookups import param_mark
 from tidings.store.schema import DELIVERED, FAILED, PENDING, SENDING, notices
 
 log = logging.getLogger("tidings.dispatch")
@@ -58,6 +61,13 @@ log = logging.getLogger("tidings.dispatch")
 Clock = Callable[[], datetime]
 _PACE_HOLD = 2.0  # seconds of pacing worth waiting under a lease; longer waits hand back
 _LEASE_MARGIN = 0.5  # send only while at least this share of the lease remains
+# One outcome, written only while our claim (status sending, our lease) still holds.
+_RECORD = (
+    "UPDATE notices SET status = ?, due_us = COALESCE(?, due_us), "
+    "sent_us = COALESCE(?, sent_us), outcome = ?, reason = ?, "
+    "provider_ref = COALESCE(?, provider_ref), attempts = ?, lease_us = NULL "
+    f"WHERE id = ? AND status = {SENDING} AND lease_us = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +140,7 @@ class Dispatcher:
             delivery.domain_rates,
         )
         self._limits = {name: asyncio.Semaphore(delivery.concurrency) for name in channels}
+        self._unrecorded: list[tuple[Claimed, Outcome, DispatchStats]] = []
 
     async def drain(self, *, max_rounds: int | None = None) -> DispatchStats:
         """Send everything that is due now, round after round, until nothing is left due."""
@@ -160,7 +171,10 @@ class Dispatcher:
         stats = DispatchStats()
         if not claimed:
             return stats, 0
-        await asyncio.gather(*(self._deliver(notice, stats) for notice in claimed))
+        try:
+            await asyncio.gather(*(self._deliver(notice, stats) for notice in claimed))
+        finally:
+            self._flush()
         return stats, len(claimed)
 
     # Step 1
@@ -267,74 +281,99 @@ class Dispatcher:
         return left < self._lease.total_seconds() * 1e6 * _LEASE_MARGIN
 
     def _record(self, notice: Claimed, outcome: Outcome, stats: DispatchStats) -> None:
+        """Queue the outcome; sends that finish together are written in one transaction
+        (group commit) as soon as the event loop has handled them all."""
+        self._unrecorded.append((notice, outcome, stats))
+        if len(self._unrecorded) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        try:
+            self._flush()
+        except StoreError as exc:
+            # Kept queued: the end of the round writes them or raises.
+            log.warning("recording outcomes failed, will retry: %s", exc)
+
+    def _flush(self) -> None:
+        batch, self._unrecorded = self._unrecorded, []
+        if not batch:
+            return
+        try:
+            self._write_outcomes(batch)
+        except StoreError:
+            self._unrecorded[0:0] = batch
+            raise
+
+    def _write_outcomes(self, batch: list[tuple[Claimed, Outcome, DispatchStats]]) -> None:
         now = self._clock()
+        rows: list[tuple[Any, ...]] = []
+        kinds: list[str] = []
+        for notice, outcome, _ in batch:
+            row, kind = self._outcome_row(notice, outcome, now)
+            rows.append(row)
+            kinds.append(kind)
+        counted: list[tuple[DispatchStats, str, str]] = []
+        with self._db.write() as conn:
+            mark = param_mark(conn)
+            for (notice, outcome, stats), row, kind in zip(batch, rows, kinds, strict=True):
+                result = conn.exec_driver_sql(_RECORD.replace("?", mark), row)
+                if result.rowcount == 0:
+                    # Our lease ran out and another dispatcher took the notice over: its
+                    # outcome is the one that counts.
+                    counted.append((stats, "lost_lease", notice.channel))
+                    continue
+                if isinstance(outcome, PermanentFailure) and outcome.bad_address:
+                    held = mark_undeliverable(
+                        self._db,
+                        conn,
+                        notice.address,
+                        notice.channel,
+                        outcome.reason,
+                        notice.id,
+                        now,
+                    )
+                    counted.extend((stats, "held", notice.channel) for _ in range(held))
+                counted.append((stats, kind, notice.channel))
+        # Counted once committed, so a failed write that is retried is not counted twice.
+        for stats, kind, channel in counted:
+            setattr(stats, kind, getattr(stats, kind) + 1)
+            if kind == "delivered":
+                stats.by_channel[channel] = stats.by_channel.get(channel, 0) + 1
+
+    def _outcome_row(
+        self, notice: Claimed, outcome: Outcome, now: datetime
+    ) -> tuple[tuple[Any, ...], str]:
+        """The parameters of ``_RECORD`` for one outcome, and which count it adds to."""
         settings = self._config.channels[notice.channel]
         # A rate limit is the provider's choice, not a failed attempt.
         attempts = notice.attempts + (0 if isinstance(outcome, RateLimited) else 1)
-        with self._db.write() as conn:
-            ours = (
-                (notices.c.id == notice.id)
-                & (notices.c.status == SENDING)
-                & (notices.c.lease_us == notice.lease_us)
+        due: int | None = None
+        sent: int | None = None
+        ref: str | None = None
+        if isinstance(outcome, Delivered):
+            status, name, reason, kind = DELIVERED, "delivered", None, "delivered"
+            sent, ref = to_us(now), outcome.provider_ref
+        elif isinstance(outcome, RateLimited):
+            self._pacer.pause(notice.channel, self._timer() + outcome.retry_after)
+            status, name, reason, kind = PENDING, "rate_limited", outcome.reason, "rate_limited"
+            due = to_us(now + timedelta(seconds=outcome.retry_after))
+        elif isinstance(outcome, TransientFailure) and attempts < settings.max_attempts:
+            delay = backoff_delay(
+                attempts,
+                base=parse_duration(settings.backoff).total_seconds(),
+                cap=parse_duration(settings.max_backoff).total_seconds(),
+                rng=self._rng,
             )
-            values: dict[str, Any]
-            if isinstance(outcome, Delivered):
-                values = {
-                    "status": DELIVERED,
-                    "sent_us": to_us(now),
-                    "outcome": "delivered",
-                    "reason": None,
-                    "provider_ref": outcome.provider_ref,
-                }
-            elif isinstance(outcome, RateLimited):
-                self._pacer.pause(notice.channel, self._timer() + outcome.retry_after)
-                values = {
-                    "status": PENDING,
-                    "due_us": to_us(now + timedelta(seconds=outcome.retry_after)),
-                    "outcome": "rate_limited",
-                    "reason": outcome.reason,
-                }
-            elif isinstance(outcome, TransientFailure) and attempts < settings.max_attempts:
-                delay = backoff_delay(
-                    attempts,
-                    base=parse_duration(settings.backoff).total_seconds(),
-                    cap=parse_duration(settings.max_backoff).total_seconds(),
-                    rng=self._rng,
-                )
-                delay = max(delay, outcome.retry_after or 0.0)
-                values = {
-                    "status": PENDING,
-                    "due_us": to_us(now + timedelta(seconds=delay)),
-                    "outcome": "transient",
-                    "reason": outcome.reason,
-                }
-            else:
-                reason = outcome.reason
-                if isinstance(outcome, TransientFailure):
-                    reason = f"gave up after {attempts} attempts: {reason}"
-                values = {"status": FAILED, "outcome": "failed", "reason": reason}
-            values["lease_us"] = None
-            values["attempts"] = attempts
-            result = conn.execute(update(notices).where(ours).values(**values))
-            if result.rowcount == 0:
-                # Our lease ran out and another dispatcher took the notice over: its outcome
-                # is the one that counts.
-                stats.lost_lease += 1
-                return
-            if isinstance(outcome, PermanentFailure) and outcome.bad_address:
-                stats.held += mark_undeliverable(
-                    self._db, conn, notice.address, notice.channel, outcome.reason, notice.id, now
-                )
-        status = values["status"]
-        if status == DELIVERED:
-            stats.delivered += 1
-            stats.by_channel[notice.channel] = stats.by_channel.get(notice.channel, 0) + 1
-        elif status == FAILED:
-            stats.failed += 1
-        elif values["outcome"] == "rate_limited":
-            stats.rate_limited += 1
+            delay = max(delay, outcome.retry_after or 0.0)
+            status, name, reason, kind = PENDING, "transient", outcome.reason, "retrying"
+            due = to_us(now + timedelta(seconds=delay))
         else:
-            stats.retrying += 1
+            reason = outcome.reason
+            if isinstance(outcome, TransientFailure):
+                reason = f"gave up after {attempts} attempts: {reason}"
+            status, name, kind = FAILED, "failed", "failed"
+        row = (status, due, sent, name, reason, ref, attempts, notice.id, notice.lease_us)
+        return row, kind
 
     def _hand_back(self, conn: Connection, notice: Claimed, due: datetime, why: str) -> None:
         conn.execute(
