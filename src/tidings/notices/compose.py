@@ -321,32 +321,19 @@ class NoticePlanner:
         now: datetime,
     ) -> tuple[dict[tuple[str, str, bool], _Group], int, int]:
         kept: dict[tuple[str, str, bool], _Group] = {}
-        deferred_rows: list[dict[str, object]] = []
+        weekly: list[_Group] = []
         opted_out = 0
         weekly_due = self._next_weekly(local)
         for key, group in groups.items():
             choice = prefs.choice(group.recipient, group.category, group.channel)
             if not choice.send:
                 opted_out += 1
-                continue
-            if choice.weekly and weekly_due is not None:
-                for items in group.items.values():
-                    deferred_rows.extend(
-                        {
-                            "recipient": group.recipient,
-                            "channel": group.channel,
-                            "category": group.category,
-                            "template": group.template,
-                            "due_us": to_us(weekly_due),
-                            "item": dumps(item_to_json(item)),
-                            "created_us": to_us(now),
-                        }
-                        for item in items
-                    )
-                continue
-            kept[key] = group
-        _insert_deferred(conn, deferred_rows)
-        return kept, len(deferred_rows), opted_out
+            elif choice.weekly and weekly_due is not None:
+                weekly.append(group)
+            else:
+                kept[key] = group
+        deferred = self._defer(conn, weekly, weekly_due, now) if weekly_due else 0
+        return kept, deferred, opted_out
 
     def _next_weekly(self, local: datetime) -> datetime | None:
         """The start of the next weekly day, or ``None`` when today is that day (send now)."""
