@@ -10,6 +10,7 @@ Time is injected (``clock``), so tests and simulations decide what "now" is.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -20,7 +21,7 @@ from types import TracebackType
 from sqlalchemy import and_, delete, func, or_, select
 
 from tidings.channels.base import Channel
-from tidings.config import Config, load_config, parse_duration
+from tidings.config import DEFAULT_PATH, ENV_VAR, Config, load_config, parse_duration
 from tidings.delivery import Delivery
 from tidings.errors import ConfigError, InputError
 from tidings.explain import Explanation, explain
@@ -71,7 +72,15 @@ class Tidings:
 
     @classmethod
     def open(cls, config_path: str | Path | None = None, *, clock: Clock = system_clock) -> Tidings:
-        return cls(load_config(config_path), clock=clock)
+        config = load_config(config_path)
+        try:
+            return cls(config, clock=clock)
+        except ConfigError as exc:
+            if exc.path is not None:
+                raise
+            # Rules and templates are checked after the file is read: name the file too.
+            where = str(config_path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+            raise ConfigError(list(exc.problems), where) from None
 
     def __enter__(self) -> Tidings:
         return self

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -86,7 +87,7 @@ def init(
         err.print(f"[red]{path} exists[/]; use --force to overwrite it")
         raise typer.Exit(2)
     path.write_text(resources.files("tidings").joinpath("starter.toml").read_text("utf-8"))
-    out.print(f"Wrote {path}. Edit the [entities] tables to match your data.")
+    out.print(f"Wrote {path}. Edit the \\[entities] tables to match your data.")
 
 
 def _lines_with_progress(paths: list[str], progress: Progress) -> Iterator[Line]:
@@ -425,5 +426,5 @@ def main() -> None:
     try:
         app()
     except TidingsError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print("[bold red]error:[/]", escape(str(exc)), highlight=False)
         sys.exit(2)

@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Annotated, Literal, cast
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from tidings.cli import ConfigOption, _json, _open, app, err, out, print_close
 from tidings.config import Medium
@@ -121,18 +123,18 @@ def render(
             delivery.templates, tidings.config, template, cast(Medium, medium), entity=entity
         )
     if medium == "email":
-        out.print(Panel(rendered.subject or "", title="subject", expand=False))
-        out.print(Panel(rendered.text or "", title="text", expand=False))
-        out.print(Panel(rendered.html or "", title="html", expand=False))
+        out.print(Panel(Text(rendered.subject or ""), title="subject", expand=False))
+        out.print(Panel(Text(rendered.text or ""), title="text", expand=False))
+        out.print(Panel(Text(rendered.html or ""), title="html", expand=False))
     elif medium == "sms":
-        out.print(Panel(rendered.text or "", title="sms", expand=False))
+        out.print(Panel(Text(rendered.text or ""), title="sms", expand=False))
         if rendered.sms is not None:
             out.print(
                 f"{rendered.sms.characters} characters, {rendered.sms.encoding}, "
                 f"{rendered.sms.segments} segment(s)"
             )
     else:
-        out.print(Panel(rendered.body or "", title=rendered.title or "", expand=False))
+        out.print(Panel(Text(rendered.body or ""), title=Text(rendered.title or ""), expand=False))
     for warning in rendered.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
 
@@ -155,6 +157,7 @@ def prefs(
 ) -> None:
     """Show a recipient's preferences, or change them for one --category."""
     with _open(config) as tidings:
+        tidings.require_delivery()
         if opt_out or opt_in or frequency:
             if category is None:
                 raise typer.BadParameter("name the --category to change")
@@ -203,6 +206,7 @@ def inbox(
     from tidings.channels.inapp import InAppInbox
 
     with _open(config) as tidings:
+        tidings.require_delivery()
         box = InAppInbox("inapp", tidings.db, tidings.clock)
         for message_id in read or ():
             box.mark(recipient, message_id, "read")
@@ -216,7 +220,14 @@ def inbox(
         out.print(f"The inbox of {recipient} is empty.")
     for m in messages:
         marker = "[bold]●[/] " if m.state == "unread" else ""
-        out.print(Panel(m.body, title=f"{marker}#{m.id} {m.title}", subtitle=m.state, expand=False))
+        out.print(
+            Panel(
+                escape(m.body),
+                title=f"{marker}#{m.id} {escape(m.title)}",
+                subtitle=m.state,
+                expand=False,
+            )
+        )
 
 
 @attention_app.callback(invoke_without_command=True)
@@ -228,6 +239,7 @@ def attention_list(
         ctx.obj = config
         return
     with _open(config) as tidings:
+        tidings.require_delivery()
         items = outbox.attention(tidings.db)
         bad = outbox.undeliverable_addresses(tidings.db)
     if as_json:
@@ -260,6 +272,7 @@ def attention_list(
 def attention_retry(ctx: typer.Context, ids: list[int], config: ConfigOption = None) -> None:
     """Send failed or held notices again now."""
     with _open(config or ctx.obj) as tidings:
+        tidings.require_delivery()
         count = outbox.retry(tidings.db, ids, tidings.clock())
     out.print(f"{count:,} notices queued again.")
 
@@ -268,6 +281,7 @@ def attention_retry(ctx: typer.Context, ids: list[int], config: ConfigOption = N
 def attention_forget(ctx: typer.Context, address: str, config: ConfigOption = None) -> None:
     """Clear an address's undeliverable mark and release its held notices."""
     with _open(config or ctx.obj) as tidings:
+        tidings.require_delivery()
         count = outbox.forget(tidings.db, address, tidings.clock())
     out.print(f"Address cleared; {count:,} held notices released.")
 
@@ -280,6 +294,7 @@ def notices(
 ) -> None:
     """What was (or will be) sent to a recipient, newest first, with each outcome."""
     with _open(config) as tidings:
+        tidings.require_delivery()
         items = outbox.notices_of(tidings.db, recipient)
     if as_json:
         _json([n.to_json() for n in items])

@@ -261,20 +261,22 @@ class Dispatcher:
     async def _paced(self, notice: Claimed, stats: DispatchStats) -> bool:
         """Wait for the channel's and the domain's rate to allow this send; a long wait hands
         the notice back with a later due time instead (``False``)."""
-        while True:
+        if self._lease_running_out(notice):
+            stats.lost_lease += 1
+            return False
+        wait = self._pacer.reserve(notice.channel, notice.address, self._timer(), _PACE_HOLD)
+        if wait > _PACE_HOLD:
+            with self._db.write() as conn:
+                due = self._clock() + timedelta(seconds=wait)
+                self._hand_back(conn, notice, due, "paced")
+            stats.deferred += 1
+            return False
+        if wait > 0:
+            await self._sleep(wait)
             if self._lease_running_out(notice):
                 stats.lost_lease += 1
-                return False  # left "sending": the next claim after the lease takes it
-            wait = self._pacer.wait_for(notice.channel, notice.address, self._timer())
-            if wait <= 0:
-                return True
-            if wait > _PACE_HOLD:
-                with self._db.write() as conn:
-                    due = self._clock() + timedelta(seconds=wait)
-                    self._hand_back(conn, notice, due, "paced")
-                stats.deferred += 1
                 return False
-            await self._sleep(wait)
+        return True
 
     def _lease_running_out(self, notice: Claimed) -> bool:
         left = notice.lease_us - to_us(self._clock())

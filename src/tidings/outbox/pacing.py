@@ -102,6 +102,15 @@ class TokenBucket:
             self._tokens -= n
         return wait
 
+    def reserve(self, now: float) -> float:
+        """Take one token now, into debt if need be; the seconds until it is really earned."""
+        self._refill(now)
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else max(MIN_WAIT, -self._tokens / self.rate)
+
+    def unreserve(self) -> None:
+        self._tokens = min(self.burst, self._tokens + 1)
+
     def drain(self, until: float, leave: float = 0.0) -> None:
         """Leave only ``leave`` tokens as of ``until``, refilling from then (after a pause)."""
         self._last = max(self._refill(until), until)
@@ -200,6 +209,24 @@ class Pacer:
             channel_bucket.take(now)
             if domain_bucket is not None:
                 domain_bucket.take(now)
+        return wait
+
+    def reserve(self, channel: str, address: str, now: float, hold: float) -> float:
+        """Reserve this send's turn on both buckets: 0 to send now, up to ``hold`` seconds to
+        wait for its turn (kept), or more (the turn is given back; hand the notice back)."""
+        paused_until = self._paused.get(channel)
+        if paused_until is not None:
+            if now < paused_until:
+                return paused_until - now
+            del self._paused[channel]
+        buckets = [self._channel(channel)]
+        domain = email_domain(address)
+        if domain:
+            buckets.append(self._domain(domain, now))
+        wait = max(b.reserve(now) for b in buckets)
+        if wait > hold:
+            for b in buckets:
+                b.unreserve()
         return wait
 
     def pause(self, channel: str, until: float) -> None:

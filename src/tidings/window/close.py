@@ -35,7 +35,7 @@ from sqlalchemy import Connection, update
 from tidings.config import Config
 from tidings.ledger.fold import Folder
 from tidings.ledger.netchange import address, digests
-from tidings.model import Change, CloseResult, CloseStats, EntityRef, NoticeItem, Op, Record
+from tidings.model import Change, CloseResult, CloseStats, EntityRef, NoticeItem, Op
 from tidings.notices.compose import NoticePlanner, PlanStats
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
@@ -99,7 +99,9 @@ class _Folding:
     later: list[tuple[str, int]] = field(default_factory=list)  # (id, seq) after it
 
 
-_Outcome = tuple[Ref, Record | None, int | None, int]  # ref, new baseline, its seq, dirty
+# ref, new baseline as JSON (encoded where it was folded: a worker's share crosses the process
+# boundary as one string per record, cheaper to send than the record), its seq, dirty
+_Outcome = tuple[Ref, str | None, int | None, int]
 _Bounds = tuple[Ref | None, Ref | None]  # from (inclusive), to (exclusive)
 
 
@@ -428,7 +430,10 @@ class WindowCloser:
                     waiting += 1
             tally.stale += len(overtaken)
             tally.stale_ids.extend(overtaken)
-            outcomes.append((ref, folded.current, new_seq, 1 if waiting else 0))
+            current = folded.current
+            outcomes.append(
+                (ref, None if current is None else dumps(current), new_seq, 1 if waiting else 0)
+            )
         return outcomes
 
     # Step 5
@@ -462,10 +467,7 @@ class WindowCloser:
         conn.exec_driver_sql(
             f"UPDATE entities SET baseline = {m}, seq = {m}, dirty = {m}, window_id = {m} "
             f"WHERE source = {m} AND entity = {m} AND key = {m}",
-            [
-                (None if current is None else dumps(current), seq, dirty, window_id, *ref)
-                for ref, current, seq, dirty in outcomes
-            ],
+            [(current, seq, dirty, window_id, *ref) for ref, current, seq, dirty in outcomes],
         )
 
     @staticmethod
@@ -490,7 +492,7 @@ class WindowCloser:
                 change.ref.entity,
                 change.ref.key,
                 change.kind.value,
-                dumps(change.to_json()["fields"]),
+                dumps({n: {"before": b, "after": a} for n, (b, a) in change.fields.items()}),
             )
             for recipient, change in addressed
         ]
