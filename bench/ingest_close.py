@@ -5,7 +5,7 @@ same number of rows into an equivalent SQLite table (same columns, key and index
 rows already built in memory, so it is the floor for "writing that many rows".
 
 Each phase runs in its own process so its peak memory is its own. Usage:
-    python bench/ingest_close.py [--events N] [--entities N] [--out DIR]
+    python bench/ingest_close.py [--events N] [--entities N] [--runs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -172,6 +173,11 @@ def phase_close(config: Path) -> dict[str, float]:
     }
 
 
+def _median(results: Iterable[dict[str, float]]) -> dict[str, float]:
+    ordered = sorted(results, key=lambda r: r["seconds"])
+    return ordered[len(ordered) // 2]
+
+
 def run_phase(*args: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--phase", *args], check=True, capture_output=True, text=True
@@ -184,6 +190,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--runs", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--phase", nargs="*")
     args = parser.parse_args()
     if args.phase:
@@ -206,16 +213,34 @@ def main() -> None:
     config = out / "bench.toml"
     config.write_text(CONFIG.format(db=(out / "tidings.db").resolve()))
 
-    with console.status("baseline: bare executemany upsert"):
-        base = run_phase("baseline", str(events_file), str(out / "baseline.db"))
-    with console.status("Tidings: ingest"):
-        ingest = run_phase("ingest", str(events_file), str(config))
-    with console.status("Tidings: close"):
-        close = run_phase("close", str(config))
+    # The machine's speed wanders by about 20% from one minute to the next (a shared VM), so
+    # every phase runs several times, baseline beside ours each round; the median counts.
+    runs: list[tuple[dict[str, float], dict[str, float], dict[str, float]]] = []
+    for round_no in range(1, args.runs + 1):
+        for stale in out.glob("*.db*"):
+            stale.unlink()
+        with console.status(f"round {round_no}/{args.runs}: baseline, bare executemany upsert"):
+            base = run_phase("baseline", str(events_file), str(out / "baseline.db"))
+        with console.status(f"round {round_no}/{args.runs}: Tidings ingest"):
+            ingest = run_phase("ingest", str(events_file), str(config))
+        with console.status(f"round {round_no}/{args.runs}: Tidings close"):
+            close = run_phase("close", str(config))
+        runs.append((base, ingest, close))
+        console.print(
+            f"round {round_no}: ingest {ingest['accepted'] / ingest['seconds']:,.0f} events/s, "
+            f"baseline {base['rows'] / base['seconds']:,.0f} rows/s, "
+            f"close {close['seconds']:.2f} s"
+        )
+    base = _median(r[0] for r in runs)
+    ingest = _median(r[1] for r in runs)
+    close = _median(r[2] for r in runs)
 
     ours_rate = ingest["accepted"] / ingest["seconds"]
     base_rate = base["rows"] / base["seconds"]
-    table = Table(title=f"{args.events:,} events over {args.entities:,} entities (SQLite)")
+    table = Table(
+        title=f"{args.events:,} events over {args.entities:,} entities (SQLite), "
+        f"median of {args.runs} rounds"
+    )
     for column in ("measure", "Tidings", "baseline", "target", "met"):
         table.add_column(column)
     checks = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from tidings.config import EntityType, FieldType
@@ -137,13 +138,24 @@ def _bool(value: Any) -> JSONValue:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _remembering(normalise: Normaliser) -> Normaliser:
+    """The same normaliser, remembering the last few thousand strings it was given: dates and
+    amounts repeat from event to event, and parsing them is most of a line's validation."""
+    cached = lru_cache(maxsize=4096)(normalise)
+
+    def run(value: Any) -> JSONValue:
+        return cached(value) if type(value) is str else normalise(value)
+
+    return run
+
+
 def normaliser_for(kind: FieldType, zone: tzinfo) -> Normaliser:
     return {
         FieldType.STRING: _string,
         FieldType.INT: _int,
-        FieldType.DECIMAL: _decimal,
-        FieldType.DATE: _date,
-        FieldType.DATETIME: _datetime(zone),
+        FieldType.DECIMAL: _remembering(_decimal),
+        FieldType.DATE: _remembering(_date),
+        FieldType.DATETIME: _remembering(_datetime(zone)),
         FieldType.BOOL: _bool,
     }[kind]
 

@@ -20,11 +20,21 @@ from tidings.store.lookups import param_mark
 @contextmanager
 def paused_gc() -> Iterator[None]:
     was_enabled = gc.isenabled()
+    if was_enabled and gc.get_freeze_count():
+        # What the last bulk job froze (below) is mostly gone by now: give it back to the
+        # collector and collect, so a long-running service never keeps cyclic garbage.
+        gc.unfreeze()
+        gc.collect()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            # What the work left alive (a close's digests) is moved out of the collector's
+            # sight: re-enabled, it would otherwise walk all of it at once (0.4 s after a
+            # 100,000-record close). Reference counting still frees it; the rare cycle waits
+            # for the next bulk job, which collects first (above).
+            gc.freeze()
             gc.enable()
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Connection, update
@@ -36,7 +36,6 @@ from tidings.config import Config
 from tidings.ledger.fold import Folder
 from tidings.ledger.netchange import address, digests
 from tidings.model import Change, CloseResult, CloseStats, EntityRef, NoticeItem, Op
-from tidings.notices.compose import NoticePlanner, PlanStats
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
@@ -44,6 +43,9 @@ from tidings.store.lookups import CHUNK, Ref, param_mark
 from tidings.store.schema import ACCEPTED, STALE, events, windows
 from tidings.window.schedule import QuietPeriod, Schedule, schedule_for
 from tidings.workers import default_workers, worker_pool
+
+if TYPE_CHECKING:  # only handed an instance: a worker process needn't import delivery
+    from tidings.notices.compose import NoticePlanner, PlanStats
 
 Clock = Callable[[], datetime]
 _PAGE = 1000  # entities folded and written together
@@ -141,6 +143,7 @@ class WindowCloser:
         self._clock = clock
         self._planner = planner
         self._with_items = planner is not None
+        self.worker_share = 40  # per cent of a large close folded by a worker process
         self.last_plan: PlanStats | None = None
         self._parallel_from = parallel_from  # entities from which a worker takes half
         self._schedule: Schedule = schedule_for(config.window, config.tz)
@@ -194,9 +197,12 @@ class WindowCloser:
         split = self._split(conn, due, total)
         if split is None:
             outcomes, tally = self.fold_part(conn, until, due, None, on_progress, total)
+            if window_id is not None:
+                self._write_part(conn, window_id, outcomes, tally)
         else:
-            # A worker folds the entities before the split while this process folds the rest;
-            # it reads the same data: this transaction holds the lock, so nothing changes.
+            # A worker folds the entities before the split while this process folds the rest
+            # and writes its share; it reads the same data: this transaction holds the lock,
+            # so nothing changes, and it reads a snapshot from before our writes.
             with worker_pool(1) as pool:
                 first = pool.submit(
                     _fold_part_in_worker,
@@ -207,15 +213,14 @@ class WindowCloser:
                     self._with_items,
                 )
                 outcomes, tally = self.fold_part(conn, until, due, (split, None))
+                if window_id is not None:
+                    self._write_part(conn, window_id, outcomes, tally)
                 their_outcomes, their_tally = first.result()
-            outcomes = their_outcomes + outcomes
+            if window_id is not None:
+                self._write_part(conn, window_id, their_outcomes, their_tally)
             tally = their_tally.merged(tally)
         result_digests = digests(tally.addressed)
         if window_id is not None:
-            for start in range(0, len(outcomes), _PAGE):
-                self._write_baselines(conn, outcomes[start : start + _PAGE], window_id)
-            self._mark_stale(conn, tally.stale_ids)
-            self._write_digests(conn, window_id, tally.addressed)
             self._finish_window(conn, window_id, tally, len(result_digests))
             if self._planner is not None:
                 # Notices are written in this same transaction: both exist, or neither.
@@ -261,9 +266,9 @@ class WindowCloser:
         """Where a worker's share ends, for closes big enough to be worth a second core."""
         if total < self._parallel_from or default_workers() < 2:
             return None
-        # The worker's share is smaller: it starts later (imports) and its results cross a
-        # process boundary; about a third balances the two on this machine's measurements.
-        offset = total * 35 // 100
+        # The worker's share is a little smaller: it starts later (imports) and its results
+        # cross a process boundary, while this process writes its own share meanwhile.
+        offset = total * self.worker_share // 100
         if due is not None:
             return sorted(due)[offset]
         names = tuple(sorted(self._config.entities))
@@ -437,6 +442,15 @@ class WindowCloser:
         return outcomes
 
     # Step 5
+    def _write_part(
+        self, conn: Connection, window_id: int, outcomes: Sequence[_Outcome], tally: _Tally
+    ) -> None:
+        """New baselines, stale events and digests of one share of the entities."""
+        for start in range(0, len(outcomes), _PAGE):
+            self._write_baselines(conn, outcomes[start : start + _PAGE], window_id)
+        self._mark_stale(conn, tally.stale_ids)
+        self._write_digests(conn, window_id, tally.addressed)
+
     def _open_window(self, conn: Connection, closes_at: datetime) -> int:
         zero: dict[str, Any] = dict.fromkeys(
             (

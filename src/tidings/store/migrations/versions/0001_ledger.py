@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger, nullable=True),
         sa.Column("window_id", sa.Integer, nullable=True),
         sa.Column("dirty", sa.SmallInteger, nullable=False, server_default="0"),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_entities_dirty",
@@ -72,6 +73,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("kind", sa.String(10), nullable=False),
         sa.Column("fields", sa.Text, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_digest_changes_recipient", "digest_changes", ["recipient", "window_id"])
     op.create_table(
