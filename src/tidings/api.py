@@ -11,9 +11,7 @@ Time is injected (``clock``), so tests and simulations decide what "now" is.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +23,7 @@ from tidings.config import DEFAULT_PATH, ENV_VAR, Config, load_config, parse_dur
 from tidings.delivery import Delivery
 from tidings.errors import ConfigError, InputError
 from tidings.explain import Explanation, explain
-from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator, read_lines
+from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
 from tidings.ingest.validate import Prepared, prepare
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
 from tidings.notices.compose import PlanStats
@@ -107,19 +105,10 @@ class Tidings:
         paths: Sequence[str | Path],
         fmt: Format = Format.AUTO,
         on_batch: Callable[[int], None] | None = None,
+        on_bytes: Callable[[str, int], None] | None = None,
     ) -> IngestStats:
         """Ingest JSON Lines files (``-`` is standard input)."""
-        with ExitStack() as stack:
-
-            def all_lines() -> Iterator[Line]:
-                for path in paths:
-                    if str(path) == "-":
-                        yield from read_lines("<stdin>", sys.stdin.buffer)
-                    else:
-                        handle = stack.enter_context(Path(path).open("rb"))
-                        yield from read_lines(str(path), handle)
-
-            return self.ingest_lines(all_lines(), fmt, on_batch)
+        return self._ingestor.ingest_files(paths, fmt, on_batch, on_bytes)
 
     def ingest_events(self, changes: Iterable[ChangeEvent], origin: str = "api") -> IngestStats:
         """Ingest events built in Python; an invalid one raises ``InputError``, none stored."""

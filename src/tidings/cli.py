@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,6 @@ from tidings.api import Tidings
 from tidings.config import DEFAULT_PATH, ENV_VAR, Config
 from tidings.errors import TidingsError
 from tidings.explain import EventLine, Explanation
-from tidings.ingest import Line
 from tidings.model import CloseResult, IngestStats
 from tidings.sources import Format
 from tidings.window.schedule import local_instant
@@ -90,21 +88,6 @@ def init(
     out.print(f"Wrote {path}. Edit the \\[entities] tables to match your data.")
 
 
-def _lines_with_progress(paths: list[str], progress: Progress) -> Iterator[Line]:
-    for name in paths:
-        if name == "-":
-            task = progress.add_task("<stdin>", total=None)
-            for number, raw in enumerate(sys.stdin.buffer, start=1):
-                progress.advance(task, len(raw))
-                yield Line("<stdin>", number, raw)
-            continue
-        task = progress.add_task(Path(name).name, total=os.path.getsize(name))
-        with open(name, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                progress.advance(task, len(raw))
-                yield Line(name, number, raw)
-
-
 def _progress(*, transient: bool = True) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -141,7 +124,16 @@ def ingest(
         if name != "-" and not Path(name).is_file():
             raise typer.BadParameter(f"{name} is not a file", param_hint="FILES")
     with _open(config) as tidings, _progress() as progress:
-        stats = tidings.ingest_lines(_lines_with_progress(files, progress), fmt)
+        tasks = {
+            ("<stdin>" if name == "-" else name): progress.add_task(
+                "<stdin>" if name == "-" else Path(name).name,
+                total=None if name == "-" else os.path.getsize(name),
+            )
+            for name in files
+        }
+        stats = tidings.ingest_files(
+            files, fmt, on_bytes=lambda origin, size: progress.advance(tasks[origin], size)
+        )
     print_ingest(stats)
     if stats.quarantined:
         err.print("Some input was quarantined: see [bold]tidings quarantine[/].")

@@ -160,6 +160,13 @@ def normaliser_for(kind: FieldType, zone: tzinfo) -> Normaliser:
     }[kind]
 
 
+def _normalised(normalise: Normaliser, name: str, value: Any) -> JSONValue:
+    try:
+        return normalise(value)
+    except ValueError as exc:
+        raise InputError(str(exc), field=f"data.{name}") from None
+
+
 class RecordNormaliser:
     """Normalises the records of one entity type; built once, used for every event.
 
@@ -183,11 +190,15 @@ class RecordNormaliser:
 
     def in_place(self, data: dict[str, Any]) -> None:
         """Normalise a record this caller owns, without copying it (the ingest hot path)."""
-        for name, normalise in self._normalisers.items():
+        normalisers = self._normalisers
+        if len(data) < len(normalisers):
+            # Most events are patches of a field or two: walk the record, not the type.
+            for name, value in data.items():
+                normalise = normalisers.get(name)
+                if normalise is not None and value is not None:
+                    data[name] = _normalised(normalise, name, value)  # same keys: safe
+            return
+        for name, normalise in normalisers.items():
             value = data.get(name)
-            if value is None:
-                continue
-            try:
-                data[name] = normalise(value)
-            except ValueError as exc:
-                raise InputError(str(exc), field=f"data.{name}") from None
+            if value is not None:
+                data[name] = _normalised(normalise, name, value)

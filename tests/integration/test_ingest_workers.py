@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from tests.helpers import lines, placement_edits
+from tests.helpers import lines, placement_edits, write_jsonl
 from tidings.api import Tidings
+from tidings.ingest import Ingestor
+from tidings.ingest.parallel import file_chunks
 
 
 def _input() -> list[dict[str, object] | str]:
@@ -46,3 +49,41 @@ def test_worker_processes_give_the_same_result_as_inline(
     assert stats.quarantined == 6
     assert [(e.line, e.reason) for e in parallel.quarantined()] == quarantined_inline
     assert parallel.preview(datetime(2025, 8, 6, 17, tzinfo=UTC)).to_json() == inline_result
+
+
+def test_files_handed_to_workers_in_chunks_give_the_same_result_as_inline(
+    make_app: Callable[..., Tidings], tmp_path: Path
+) -> None:
+    records = _input()
+    path = write_jsonl(tmp_path / "edits.jsonl", *records)
+    inline = make_app(ingest={"batch_size": 40, "workers": 0})
+    inline_stats = inline.ingest_files([path])
+    quarantined_inline = [(e.origin, e.line, e.reason) for e in inline.quarantined()]
+    inline_result = inline.preview(datetime(2025, 8, 6, 17, tzinfo=UTC)).to_json()
+
+    app = make_app(
+        store={"url": f"sqlite:///{tmp_path / 'chunked.db'}"},
+        ingest={"batch_size": 40, "workers": 1},
+    )
+    # Every file goes in chunks of whole lines, however small (the default starts at 4 MiB).
+    chunked = Ingestor(app.db, app.config, app.clock, workers=1, chunked_from_bytes=0)
+    done: list[tuple[str, int]] = []
+    stats = chunked.ingest_files([path], on_bytes=lambda origin, n: done.append((origin, n)))
+    assert stats == inline_stats
+    assert sum(n for _, n in done) == path.stat().st_size
+    assert {origin for origin, _ in done} == {str(path)}
+    assert [(e.origin, e.line, e.reason) for e in app.quarantined()] == quarantined_inline
+    assert app.preview(datetime(2025, 8, 6, 17, tzinfo=UTC)).to_json() == inline_result
+
+
+def test_file_chunks_are_runs_of_whole_lines_numbered_as_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(b"".join(f"line {n}\n".encode() for n in range(1, 26)) + b"last, no newline")
+    with path.open("rb") as handle:
+        chunks = list(file_chunks("f", handle, 10))
+    assert [(first, blob.count(b"\n")) for _, first, blob in chunks] == [(1, 10), (11, 10), (21, 5)]
+    assert chunks[1][2].startswith(b"line 11\n")
+    assert chunks[-1][2].endswith(b"line 25\nlast, no newline")
+    assert b"".join(blob for _, _, blob in chunks) == path.read_bytes()
+    with (tmp_path / "empty").open("wb+") as empty:
+        assert list(file_chunks("e", empty, 10)) == []

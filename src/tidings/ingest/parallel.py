@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tidings.config import Config
 from tidings.ingest.validate import Line, Validator, validate_batch
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 INLINE_BATCHES = 2
 PlainLine = tuple[str, int, bytes]  # crosses the process boundary far faster than a dataclass
+# A run of whole lines of one file: its name, the number of its first line, and the bytes. A
+# file is handed to workers like this, so the calling process never splits it into lines.
+Chunk = tuple[str, int, bytes]
+Work = list[Line] | Chunk
+_BLOCK = 1 << 20
 
 _worker: tuple[Validator, Ingestor, AbstractContextManager[Any]] | None = None
 
@@ -50,8 +55,41 @@ def _ingest(lines: list[PlainLine], now_us: int) -> tuple[int, IngestStats]:
         return len(lines), ingestor.write(batch, now_us)
 
 
+def _ingest_chunk(origin: str, first: int, blob: bytes, now_us: int) -> tuple[int, IngestStats]:
+    # Lines exactly as reading the file gives them (newline kept): a rejection reports the
+    # same line, and the same position in it, either way.
+    *whole, last = blob.split(b"\n")
+    lines = [raw + b"\n" for raw in whole]
+    if last:
+        lines.append(last)
+    return _ingest([(origin, first + i, raw) for i, raw in enumerate(lines)], now_us)
+
+
+def file_chunks(origin: str, handle: BinaryIO, lines_per_chunk: int) -> Iterator[Chunk]:
+    """A file as runs of ``lines_per_chunk`` whole lines (the last may be shorter)."""
+    buffer = b""
+    first = 1
+    while True:
+        block = handle.read(_BLOCK)
+        buffer += block
+        while buffer.count(b"\n") >= lines_per_chunk or (not block and buffer):
+            cut = _after_nth_newline(buffer, lines_per_chunk) if block else len(buffer)
+            chunk, buffer = buffer[:cut], buffer[cut:]
+            yield origin, first, chunk
+            first += chunk.count(b"\n")
+        if not block:
+            return
+
+
+def _after_nth_newline(data: bytes, n: int) -> int:
+    at = -1
+    for _ in range(n):
+        at = data.index(b"\n", at + 1)
+    return at + 1
+
+
 def ingest_in_workers(
-    batches: Iterator[list[Line]],
+    batches: Iterator[Work],
     config: Config,
     fmt: Format,
     workers: int,
@@ -63,8 +101,11 @@ def ingest_in_workers(
         in_flight: deque[Future[tuple[int, IngestStats]]] = deque()
         while True:
             while len(in_flight) < workers * 2 and (batch := next(batches, None)):
-                plain = [(line.origin, line.number, line.raw) for line in batch]
-                in_flight.append(pool.submit(_ingest, plain, now_us()))
+                if isinstance(batch, tuple):
+                    in_flight.append(pool.submit(_ingest_chunk, *batch, now_us()))
+                else:
+                    plain = [(line.origin, line.number, line.raw) for line in batch]
+                    in_flight.append(pool.submit(_ingest, plain, now_us()))
             if not in_flight:
                 return
             yield in_flight.popleft().result()

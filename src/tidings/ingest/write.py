@@ -10,7 +10,11 @@ applied).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, nullcontext
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -18,7 +22,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tidings.config import Config
-from tidings.ingest.parallel import INLINE_BATCHES, batched, ingest_in_workers
+from tidings.ingest.parallel import (
+    INLINE_BATCHES,
+    Chunk,
+    batched,
+    file_chunks,
+    ingest_in_workers,
+)
 from tidings.ingest.validate import (
     Line,
     Prepared,
@@ -26,6 +36,7 @@ from tidings.ingest.validate import (
     Validated,
     Validator,
     prepare,
+    read_lines,
     validate_batch,
 )
 from tidings.model import ChangeEvent, IngestStats
@@ -33,8 +44,8 @@ from tidings.sources import Format
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import to_us
 from tidings.store.database import Database
-from tidings.store.lookups import Ref, entity_states, existing_ids
-from tidings.store.schema import ACCEPTED, STALE, entities, quarantine
+from tidings.store.lookups import Ref, entity_states, existing_ids, param_mark
+from tidings.store.schema import ACCEPTED, STALE, quarantine
 from tidings.workers import default_workers
 
 Clock = Callable[[], datetime]
@@ -49,11 +60,14 @@ class Ingestor:
         config: Config,
         clock: Clock | None = None,
         workers: int | None = None,
+        chunked_from_bytes: int = 4 << 20,
     ) -> None:
         self._db = db
         self._config = config
         self._clock = clock
         self._workers = default_workers() if workers is None else workers
+        # Smaller inputs are not worth handing to worker processes in chunks.
+        self._chunked_from = chunked_from_bytes
 
     def ingest(
         self,
@@ -82,6 +96,45 @@ class Ingestor:
                 # After a bulk load, fold the write-ahead log into the database file, so the
                 # next close reads pages directly instead of through a long WAL.
                 self._db.checkpoint()
+        return total
+
+    def ingest_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        fmt: Format = Format.AUTO,
+        on_batch: Callable[[int], None] | None = None,
+        on_bytes: Callable[[str, int], None] | None = None,
+    ) -> IngestStats:
+        """Ingest JSON Lines files (``-`` is standard input); ``on_bytes(origin, n)`` tells how
+        much of each file is done. Large files go to the worker processes in runs of whole
+        lines, so this process never splits them into lines itself."""
+        names = [str(p) for p in paths]
+        if (
+            not self._workers
+            or "-" in names
+            or sum(os.path.getsize(n) for n in names) < self._chunked_from
+        ):
+            return self.ingest(_read_all(names, on_bytes), fmt, on_batch)
+        total = IngestStats()
+        sizes: deque[tuple[str, int]] = deque()
+        with paused_gc(), ExitStack() as stack:
+
+            def chunks() -> Iterator[Chunk]:
+                for name in names:
+                    handle = stack.enter_context(open(name, "rb"))
+                    for chunk in file_chunks(name, handle, self._config.ingest.batch_size):
+                        sizes.append((name, len(chunk[2])))
+                        yield chunk
+
+            work = ingest_in_workers(chunks(), self._config, fmt, self._workers, self._now_us)
+            for count, stats in work:
+                total = total + stats
+                origin, size = sizes.popleft()  # results come back in input order
+                if on_batch is not None:
+                    on_batch(count)
+                if on_bytes is not None:
+                    on_bytes(origin, size)
+            self._db.checkpoint()
         return total
 
     def _now_us(self) -> int:
@@ -131,15 +184,22 @@ class Ingestor:
 
     def _mark_dirty(self, conn: Connection, refs: set[Ref]) -> None:
         """Note that these entities have pending events, creating their ledger rows if new."""
-        upsert = self._db.insert(entities)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[entities.c.source, entities.c.entity, entities.c.key],
-            set_={"dirty": 1},
+        m = param_mark(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO entities (source, entity, key, dirty) VALUES ({m}, {m}, {m}, 1) "
+            "ON CONFLICT (source, entity, key) DO UPDATE SET dirty = 1",
+            sorted(refs),
         )
-        conn.execute(
-            upsert,
-            [{"source": s, "entity": e, "key": k, "dirty": 1} for s, e, k in sorted(refs)],
-        )
+
+
+def _read_all(names: Sequence[str], on_bytes: Callable[[str, int], None] | None) -> Iterator[Line]:
+    for name in names:
+        origin = "<stdin>" if name == "-" else name
+        with nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb") as handle:
+            for line in read_lines(origin, handle):
+                if on_bytes is not None:
+                    on_bytes(origin, len(line.raw))
+                yield line
 
 
 # In the order of a ``Prepared`` row, then status and ingest time.
