@@ -153,17 +153,13 @@ def print_close(result: CloseResult, *, title: str, console: Console = out) -> N
     table.add_row("entities whose edits cancelled out", f"{s.vanished:,}")
     table.add_row("net changes", f"{s.net_changes:,}")
     table.add_row("changes naming nobody", f"{s.unaddressed:,}")
-    table.add_row("people to tell", f"{len(result.digests):,}")
+    table.add_row("people to tell", f"{s.recipients:,}")
     console.print(table)
-    kinds: dict[str, int] = {}
-    for digest in result.digests:
-        for change in digest.changes:
-            kinds[change.kind.value] = kinds.get(change.kind.value, 0) + 1
-    if kinds:
+    if s.by_kind:
         by_kind = Table(title="Changes by kind")
         by_kind.add_column("kind")
         by_kind.add_column("count", justify="right")
-        for kind, count in sorted(kinds.items()):
+        for kind, count in s.by_kind:
             by_kind.add_row(kind, f"{count:,}")
         console.print(by_kind)
 

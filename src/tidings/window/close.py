@@ -23,6 +23,7 @@ A preview runs steps 2-4 in a read-only transaction and writes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,8 +35,17 @@ from sqlalchemy import Connection, update
 
 from tidings.config import Config
 from tidings.ledger.fold import Folder
-from tidings.ledger.netchange import address, digests
-from tidings.model import Change, CloseResult, CloseStats, EntityRef, NoticeItem, Op
+from tidings.ledger.netchange import address
+from tidings.model import (
+    Change,
+    CloseResult,
+    CloseStats,
+    EncodedChange,
+    EntityRef,
+    NoticeItem,
+    Op,
+    encode_fields,
+)
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import dumps, from_us, loads, to_us
 from tidings.store.database import Database
@@ -65,6 +75,8 @@ class _Tally:
     # Only when notices are planned: each addressed change with its whole records.
     items: list[tuple[str, NoticeItem]] = field(default_factory=list)
     changed_people: list[str] = field(default_factory=list)
+    # A worker's addressed changes, encoded as stored: cheap to send back, and to write.
+    encoded: list[EncodedChange] = field(default_factory=list)
 
     def merged(self, other: _Tally) -> _Tally:
         return _Tally(
@@ -78,9 +90,14 @@ class _Tally:
             self.stale_ids + other.stale_ids,
             self.items + other.items,
             self.changed_people + other.changed_people,
+            self.encoded + other.encoded,
         )
 
     def stats(self) -> CloseStats:
+        kinds = Counter(change.kind.value for _, change in self.addressed)
+        kinds.update(row[4] for row in self.encoded)
+        people = {recipient for recipient, _ in self.addressed}
+        people.update(row[0] for row in self.encoded)
         return CloseStats(
             self.entities,
             self.folded,
@@ -88,6 +105,8 @@ class _Tally:
             self.net_changes,
             self.vanished,
             self.unaddressed,
+            len(people),
+            tuple(sorted(kinds.items())),
         )
 
 
@@ -117,9 +136,16 @@ def _fold_part_in_worker(
         with db.read() as conn:
             closer = WindowCloser(db, config, _no_clock)
             closer._with_items = with_items
-            return closer.fold_part(conn, until, due, bounds)
+            outcomes, tally = closer.fold_part(conn, until, due, bounds)
     finally:
         db.dispose()
+    # Change objects pickle slowly (a second for 40,000); the rows they are stored as do not.
+    tally.encoded = [
+        (who, c.ref.source, c.ref.entity, c.ref.key, c.kind.value, encode_fields(c))
+        for who, c in tally.addressed
+    ]
+    tally.addressed = []
+    return outcomes, tally
 
 
 def _no_clock() -> datetime:
@@ -143,7 +169,7 @@ class WindowCloser:
         self._clock = clock
         self._planner = planner
         self._with_items = planner is not None
-        self.worker_share = 40  # per cent of a large close folded by a worker process
+        self.worker_share = 45  # per cent of a large close folded by a worker process
         self.last_plan: PlanStats | None = None
         self._parallel_from = parallel_from  # entities from which a worker takes half
         self._schedule: Schedule = schedule_for(config.window, config.tz)
@@ -219,9 +245,9 @@ class WindowCloser:
             if window_id is not None:
                 self._write_part(conn, window_id, their_outcomes, their_tally)
             tally = their_tally.merged(tally)
-        result_digests = digests(tally.addressed)
+        stats = tally.stats()
         if window_id is not None:
-            self._finish_window(conn, window_id, tally, len(result_digests))
+            self._finish_window(conn, window_id, tally, stats.recipients)
             if self._planner is not None:
                 # Notices are written in this same transaction: both exist, or neither.
                 self.last_plan = self._planner.plan(
@@ -236,7 +262,7 @@ class WindowCloser:
         if on_progress is not None:
             on_progress(tally.entities, total)
         local = closes_at.astimezone(self._config.tz)
-        return CloseResult(local, result_digests, tally.stats(), window_id)
+        return CloseResult(local, tally.addressed, stats, window_id, encoded=tally.encoded)
 
     def fold_part(
         self,
@@ -449,7 +475,7 @@ class WindowCloser:
         for start in range(0, len(outcomes), _PAGE):
             self._write_baselines(conn, outcomes[start : start + _PAGE], window_id)
         self._mark_stale(conn, tally.stale_ids)
-        self._write_digests(conn, window_id, tally.addressed)
+        self._write_digests(conn, window_id, tally.addressed, tally.encoded)
 
     def _open_window(self, conn: Connection, closes_at: datetime) -> int:
         zero: dict[str, Any] = dict.fromkeys(
@@ -495,7 +521,10 @@ class WindowCloser:
 
     @staticmethod
     def _write_digests(
-        conn: Connection, window_id: int, addressed: Sequence[tuple[str, Change]]
+        conn: Connection,
+        window_id: int,
+        addressed: Sequence[tuple[str, Change]],
+        encoded: Sequence[EncodedChange],
     ) -> None:
         columns = ("window_id", "recipient", "source", "entity", "key", "kind", "fields")
         rows = [
@@ -506,10 +535,11 @@ class WindowCloser:
                 change.ref.entity,
                 change.ref.key,
                 change.kind.value,
-                dumps({n: {"before": b, "after": a} for n, (b, a) in change.fields.items()}),
+                encode_fields(change),
             )
             for recipient, change in addressed
         ]
+        rows.extend((window_id, *row) for row in encoded)
         insert_rows(conn, "digest_changes", columns, rows)
 
     @staticmethod
