@@ -351,3 +351,38 @@ def test_a_prompt_rule_sends_once_the_record_is_quiet_and_the_rest_waits_for_the
         assert "York" in str(daily_rows[0]["body"])
     finally:
         app.db.dispose()
+
+
+def test_a_digest_uses_the_template_of_the_first_rule_in_the_file_whatever_the_order(
+    store_url: str, smtp: LocalSmtpServer, clock: FakeClock
+) -> None:
+    # Person changes (rule 2, template "contact") arrive before placements (rule 1, "default")
+    # in the close; both go by email to T1: the email uses rule 1's template.
+    base = notify_config(store_url, smtp.port)
+    rules = [r.model_dump(by_alias=True, exclude_none=True) for r in base.rules]
+    rules[2] = {**rules[2], "template": "contact", "category": "placements"}
+    app = Tidings(notify_config(store_url, smtp.port, rules=rules), clock=clock)
+    try:
+        advance(clock, BOOT + timedelta(minutes=1))
+        bootstrap(app, [("T1", "t1@nhs.example")], BOOT)
+        advance(clock, DAY1 + timedelta(minutes=1))
+        app.ingest_lines(
+            lines(
+                person("T1", "t1@nhs.example", seq=2, at="2025-08-06T09:00:00+01:00")
+                | {
+                    "op": "upsert",
+                    "data": {
+                        "forenames": "Trainee T1",
+                        "surname": "Jones",
+                        "email": "t1@nhs.example",
+                        "mobile": None,
+                    },
+                },
+                placement("P1", "T1", 1),
+            )
+        )
+        app.close(DAY1)
+        email = next(r for r in notice_rows(app) if r["channel"] == "email")
+        assert (email["template"], email["changes"]) == ("default", 2)
+    finally:
+        app.db.dispose()

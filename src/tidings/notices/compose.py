@@ -123,6 +123,32 @@ def _render_in_worker(
     return render_jobs(factory(config), jobs, closes_at, today)
 
 
+_Key = tuple[str, str, bool, str]  # recipient, channel, waits for the daily digest, category
+
+
+def _digests(groups: Iterable[_Group]) -> dict[tuple[str, str, bool], _Group]:
+    """One digest per recipient and channel, gathering its categories; it takes the template
+    and category of the first rule in the file that matched any of its changes."""
+    out: dict[tuple[str, str, bool], _Group] = {}
+    for group in sorted(groups, key=lambda g: g.rule_index):
+        key = (group.recipient, group.channel, group.daily)
+        digest = out.get(key)
+        if digest is None:
+            digest = out[key] = _Group(
+                group.recipient,
+                group.channel,
+                group.rule_index,
+                group.category,
+                group.template,
+                group.contact,
+                daily=group.daily,
+            )
+        for ref, items in group.items.items():
+            have = digest.items.setdefault(ref, [])
+            have.extend(item for item in items if all(item is not h for h in have))
+    return out
+
+
 def idempotency_key(recipient: str, channel: str, window: str) -> str:
     """Deterministic per (recipient, channel, window): the same digest always has the same key."""
     return hashlib.sha256(f"{recipient}\x1f{channel}\x1f{window}".encode()).hexdigest()
@@ -166,6 +192,7 @@ class NoticePlanner:
         self._parallel = parallel
         self._parallel_from = parallel_from
         self._medium: dict[str, Medium] = {n: c.medium for n, c in config.channels.items()}
+        self._rule_index = {rule.name: i for i, rule in enumerate(config.rules)}  # unique
 
     def plan(
         self,
@@ -195,7 +222,9 @@ class NoticePlanner:
         groups, deferred, opted_out = self._apply_preferences(conn, groups, prefs, local, now)
         deferred += waiting
         window = str(to_us(closes_at))
-        rows = self._render(conn, groups, window_id, window, closes_at, today, now)
+        rows = self._render(
+            conn, _digests(groups.values()), window_id, window, closes_at, today, now
+        )
         if rows:
             columns = tuple(rows[0])
             insert_rows(
@@ -222,17 +251,17 @@ class NoticePlanner:
         addressed: Sequence[tuple[str, NoticeItem]],
         today: date,
         prompt: bool,
-    ) -> dict[tuple[str, str, bool], _Group]:
-        """Groups by (recipient, channel, daily): in a prompt close, what only daily rules
-        send is gathered apart, to wait for the daily digest."""
-        groups: dict[tuple[str, str, bool], _Group] = {}
+    ) -> dict[_Key, _Group]:
+        """Groups by recipient, channel, category, and (in a prompt close) whether only daily
+        rules send it, so it waits for the daily digest."""
+        groups: dict[_Key, _Group] = {}
         contact_indexes: dict[ContactsConfig, dict[str, list[Person]]] = {}
         for recipient, item in addressed:
             matched = self._rules.matching(item, recipient, today)
             # A channel a prompt rule already sends this change on is not told again daily.
             sent_now = {c for r in matched if prompt and r.prompt for c in r.channels}
             for rule in matched:
-                index = self._config.rules.index(rule)
+                index = self._rule_index[rule.name]
                 template = rule.template or "default"
                 daily = prompt and not rule.prompt
                 for channel in rule.channels:
@@ -267,7 +296,7 @@ class NoticePlanner:
 
     def _route_contacts(
         self,
-        groups: dict[tuple[str, str, bool], _Group],
+        groups: dict[_Key, _Group],
         conn: Connection,
         indexes: dict[ContactsConfig, dict[str, list[Person]]],
         rule: RuleConfig,
@@ -296,7 +325,7 @@ class NoticePlanner:
 
     @staticmethod
     def _group(
-        groups: dict[tuple[str, str, bool], _Group],
+        groups: dict[_Key, _Group],
         recipient: str,
         channel: str,
         index: int,
@@ -304,23 +333,26 @@ class NoticePlanner:
         template: str,
         daily: bool = False,
     ) -> _Group:
-        group = groups.get((recipient, channel, daily))
+        key = (recipient, channel, daily, category)
+        group = groups.get(key)
         if group is None:
-            group = groups[(recipient, channel, daily)] = _Group(
-                recipient, channel, index, category, template, daily=daily
-            )
+            group = groups[key] = _Group(recipient, channel, index, category, template, daily=daily)
+        elif index < group.rule_index:
+            group.rule_index, group.template = index, template
         return group
 
     # Step 2
     def _apply_preferences(
         self,
         conn: Connection,
-        groups: dict[tuple[str, str, bool], _Group],
+        groups: dict[_Key, _Group],
         prefs: Preferences,
         local: datetime,
         now: datetime,
-    ) -> tuple[dict[tuple[str, str, bool], _Group], int, int]:
-        kept: dict[tuple[str, str, bool], _Group] = {}
+    ) -> tuple[dict[_Key, _Group], int, int]:
+        """Preferences are per category: each group here is one recipient's changes of one
+        category on one channel."""
+        kept: dict[_Key, _Group] = {}
         weekly: list[_Group] = []
         opted_out = 0
         weekly_due = self._next_weekly(local)
@@ -344,16 +376,14 @@ class NoticePlanner:
         return datetime.combine(day, time(0, 0), self._config.tz)
 
     # Step 3
-    def _merge_due(
-        self, conn: Connection, groups: dict[tuple[str, str, bool], _Group], closes_at: datetime
-    ) -> None:
+    def _merge_due(self, conn: Connection, groups: dict[_Key, _Group], closes_at: datetime) -> None:
         until = to_us(closes_at)
         rows = conn.execute(
             select(deferred_items)
             .where(deferred_items.c.due_us <= until)
             .order_by(deferred_items.c.id)
         ).all()
-        earlier: dict[tuple[str, str, bool], dict[EntityRef, list[NoticeItem]]] = {}
+        earlier: dict[_Key, dict[EntityRef, list[NoticeItem]]] = {}
         for row in rows:
             group = self._group(
                 groups,
@@ -364,7 +394,7 @@ class NoticePlanner:
                 row.template,
             )
             item = item_from_json(loads(row.item))
-            key = (group.recipient, group.channel, False)
+            key = (group.recipient, group.channel, False, group.category)
             earlier.setdefault(key, {}).setdefault(item.change.ref, []).append(item)
         # Deferred items are older than this close's: they go first, so a net change runs
         # from the earliest baseline to the latest state.
