@@ -265,3 +265,23 @@ def test_sigkill_during_dispatch_delivers_every_notice_and_repeats_only_those_in
     assert all(attempts == 1 for _, attempts in outbox.values()), report
     # Not vacuous: dispatchers were killed while they were delivering.
     assert kills_mid_delivery >= MIN_KILLS_MID_DELIVERY, report
+
+
+@pytest.mark.slow
+def test_dispatchers_running_side_by_side_send_each_notice_exactly_once(
+    store_url: str, tmp_path: Path, smtp: LocalSmtpServer
+) -> None:
+    # Claims are exclusive (FOR UPDATE SKIP LOCKED on PostgreSQL, the write lock on SQLite):
+    # three dispatchers draining one outbox together never send a notice twice.
+    config = _write_config(tmp_path / "tidings.toml", store_url, smtp.port)
+    text = config.read_text(encoding="utf-8").replace(f'lease = "{LEASE:g}s"', 'lease = "5m"')
+    config.write_text(text.replace("concurrency = 1", "concurrency = 4"), encoding="utf-8")
+    keys = _fill_outbox(config)
+    log = tmp_path / "dispatchers.log"
+    procs = [_dispatcher(config, log) for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, log.read_text(errors="replace")
+    received = Counter(str(m[IDEM_HEADER]).strip() for m in smtp.messages)
+    assert set(received) == keys
+    assert max(received.values()) == 1
+    assert _undelivered(store_url) == 0
