@@ -4,6 +4,7 @@ email over a real local SMTP server, the in-app inbox, and rules with a CEL cond
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -119,3 +120,50 @@ def dispatch(app: Tidings) -> DispatchStats:
 
 def advance(clock: FakeClock, moment: datetime) -> None:
     clock.now = moment
+
+
+def region_toml(store_url: str, smtp_port: int, *, email: str = "") -> str:
+    """The same region as a TOML file for the real command: placements and people, and an
+    email channel to the SMTP server on ``smtp_port`` (``email``: more of its settings).
+    Callers add their own categories, channels and rules."""
+    return f"""\
+timezone = "Europe/London"
+
+[store]
+url = {json.dumps(store_url)}
+
+[window]
+cutoff = "18:00"
+
+[entities.Placement]
+label = "placement"
+key = "id"
+recipient = "traineeId"
+
+[entities.Placement.fields]
+traineeId = "string"
+site = {{ type = "string", label = "Site" }}
+dateFrom = {{ type = "date", label = "Start date" }}
+
+[entities.Person]
+label = "personal details"
+key = "id"
+recipient = "id"
+
+[entities.Person.fields]
+forenames = "string"
+surname = "string"
+email = {{ type = "string", label = "Email address" }}
+mobile = "string"
+
+[people]
+entity = "Person"
+
+[channels.email]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "tidings@region.example"
+{email}
+"""

@@ -16,52 +16,16 @@ from typing import Any
 import pytest
 
 from tests.helpers import event, write_jsonl
+from tests.notify_setup import region_toml
 from tidings.channels.devsmtp import LocalSmtpServer
 
 DAY = "2025-08-06"
 
 
 def toml_config(store_url: str, smtp_port: int, *, rules: bool = True) -> str:
-    text = f"""
-timezone = "Europe/London"
-
-[store]
-url = {json.dumps(store_url)}
-
-[window]
-cutoff = "18:00"
-
-[entities.Placement]
-label = "placement"
-key = "id"
-recipient = "traineeId"
-
-[entities.Placement.fields]
-traineeId = "string"
-site = {{ type = "string", label = "Site" }}
-dateFrom = {{ type = "date", label = "Start date" }}
-
-[entities.Person]
-label = "personal details"
-key = "id"
-recipient = "id"
-
-[entities.Person.fields]
-forenames = "string"
-surname = "string"
-email = {{ type = "string", label = "Email address" }}
-mobile = "string"
-
-[people]
-entity = "Person"
-
-[channels.email]
-kind = "smtp"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "tidings@region.example"
-
+    text = (
+        region_toml(store_url, smtp_port)
+        + """
 [channels.inbox]
 kind = "inapp"
 
@@ -72,6 +36,7 @@ label = "Placements"
 label = "Personal details"
 critical = true
 """
+    )
     if rules:
         text += """
 [[rules]]

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import event, lines
+from tests.notify_setup import region_toml
 from tidings.api import Tidings
 from tidings.channels.devsmtp import LocalSmtpServer
 from tidings.channels.smtp import message_id_for
@@ -44,50 +44,13 @@ IDEM_HEADER = "X-Tidings-Idempotency-Key"
 
 
 def _write_config(path: Path, store_url: str, smtp_port: int) -> Path:
-    text = f"""\
-timezone = "Europe/London"
-
-[store]
-url = {orjson.dumps(store_url).decode()}
-
-[window]
-cutoff = "18:00"
-
-[entities.Placement]
-label = "placement"
-key = "id"
-recipient = "traineeId"
-
-[entities.Placement.fields]
-traineeId = "string"
-site = {{ type = "string", label = "Site" }}
-dateFrom = {{ type = "date", label = "Start date" }}
-
-[entities.Person]
-label = "personal details"
-key = "id"
-recipient = "id"
-
-[entities.Person.fields]
-forenames = "string"
-surname = "string"
-email = {{ type = "string", label = "Email address" }}
-mobile = "string"
-
-[people]
-entity = "Person"
-
-[channels.email]
-kind = "smtp"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "tidings@region.example"
-rate_per_second = 100000
+    email = """rate_per_second = 100000
 backoff = "1s"
 max_backoff = "1s"
-max_attempts = 3
-
+max_attempts = 3"""
+    text = (
+        region_toml(store_url, smtp_port, email=email)
+        + f"""
 [categories.placements]
 label = "Placements"
 
@@ -103,6 +66,7 @@ lease = "{LEASE:g}s"
 concurrency = 1
 domain_rate_per_minute = 10000000
 """
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
