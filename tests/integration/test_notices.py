@@ -386,3 +386,45 @@ def test_a_digest_uses_the_template_of_the_first_rule_in_the_file_whatever_the_o
         assert (email["template"], email["changes"]) == ("default", 2)
     finally:
         app.db.dispose()
+
+
+class _Rollback(Exception):
+    pass
+
+
+def test_a_large_close_renders_part_in_a_worker_and_writes_the_same_notices(
+    region: Tidings,
+) -> None:
+    from tidings.model import Change, EntityRef, FieldChange, Kind, NoticeItem
+    from tidings.notices.compose import NoticePlanner
+    from tidings.notices.render import template_renderer
+
+    items = []
+    for n, trainee in enumerate(["T1", "T2", "T3"] * 4):
+        before = {"traineeId": trainee, "site": "Leeds", "dateFrom": "2025-09-03"}
+        after = {**before, "dateFrom": f"2025-09-{10 + n}"}
+        fields = {"dateFrom": FieldChange(before["dateFrom"], after["dateFrom"])}
+        change = Change(EntityRef("tcs", "Placement", f"P{n}"), Kind.UPDATED, fields)
+        items.append((trainee, NoticeItem(change, before, after)))
+    delivery = region.require_delivery()
+
+    def planned(planner: NoticePlanner) -> list[tuple[object, ...]]:
+        try:
+            with region.db.write() as conn:
+                planner.plan(conn, window_id=1, closes_at=DAY1, now=DAY1, addressed=items)
+                rows = conn.execute(select(notices).order_by(notices.c.idem_key)).all()
+                raise _Rollback([tuple(r)[1:] for r in rows])  # ids differ on PostgreSQL
+        except _Rollback as done:
+            return list(done.args[0])
+
+    serial = NoticePlanner(region.config, delivery.rules, delivery.planner._renderer)
+    parallel = NoticePlanner(
+        region.config,
+        delivery.rules,
+        delivery.planner._renderer,
+        parallel=template_renderer,
+        parallel_from=1,
+    )
+    expected = planned(serial)
+    assert len(expected) == 6  # three trainees, email and inbox
+    assert planned(parallel) == expected

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
@@ -113,15 +115,26 @@ def render_jobs(
     return out
 
 
-def _render_in_worker(
-    factory: Callable[[Config], Renderer],
-    config: Config,
-    jobs: Sequence[_Job],
-    closes_at: datetime,
-    today: date,
-) -> list[Parts | str]:
-    return render_jobs(factory(config), jobs, closes_at, today)
+_worker_renderer: Renderer | None = None
 
+
+def _prepare_worker(factory: Callable[[Config], Renderer], config: Config) -> None:
+    """Runs in the worker as soon as it starts: templates loaded while the close routes."""
+    global _worker_renderer
+    _worker_renderer = factory(config)
+
+
+def _render_in_worker(jobs: Sequence[_Job], closes_at: datetime, today: date) -> list[Parts | str]:
+    assert _worker_renderer is not None
+    return render_jobs(_worker_renderer, jobs, closes_at, today)
+
+
+_NOTICE_COLUMNS = (
+    "idem_key", "window_id", "recipient", "channel", "medium", "category", "template",
+    "address", "subject", "body", "html", "payload", "changes", "status", "attempts",
+    "due_us", "created_us", "reason", "outcome",
+)  # fmt: skip
+_STATUS = _NOTICE_COLUMNS.index("status")
 
 _Key = tuple[str, str, bool, str]  # recipient, channel, waits for the daily digest, category
 
@@ -207,6 +220,24 @@ class NoticePlanner:
     ) -> PlanStats:
         """Write this close's notices. ``prompt_until``: a prompt close, whose changes that no
         prompt rule sends are deferred to the daily digest at that time."""
+        with self._render_pool(len(addressed)) as pool:
+            if pool is not None:
+                pool.submit(int)  # start the worker now: its initializer loads templates
+            return self._plan(
+                conn, window_id, closes_at, now, addressed, changed_people, prompt_until, pool
+            )
+
+    def _plan(
+        self,
+        conn: Connection,
+        window_id: int,
+        closes_at: datetime,
+        now: datetime,
+        addressed: Sequence[tuple[str, NoticeItem]],
+        changed_people: Iterable[str],
+        prompt_until: datetime | None,
+        pool: Executor | None,
+    ) -> PlanStats:
         local = closes_at.astimezone(self._config.tz)
         today = local.date()
         self._rules.errors.clear()
@@ -223,21 +254,13 @@ class NoticePlanner:
         deferred += waiting
         window = str(to_us(closes_at))
         rows = self._render(
-            conn, _digests(groups.values()), window_id, window, closes_at, today, now
+            conn, _digests(groups.values()), window_id, window, closes_at, today, now, pool
         )
-        if rows:
-            columns = tuple(rows[0])
-            insert_rows(
-                conn,
-                "notices",
-                columns,
-                [tuple(row[c] for c in columns) for row in rows],
-                skip_conflicts_on="idem_key",
-            )
+        insert_rows(conn, "notices", _NOTICE_COLUMNS, rows, skip_conflicts_on="idem_key")
         released = self._release_held(conn, changed_people, now)
         return PlanStats(
             notices=len(rows),
-            held=sum(1 for r in rows if r["status"] == HELD),
+            held=sum(1 for r in rows if r[_STATUS] == HELD),
             deferred=deferred,
             opted_out=opted_out,
             released=released,
@@ -414,7 +437,9 @@ class NoticePlanner:
         closes_at: datetime,
         today: date,
         now: datetime,
-    ) -> list[dict[str, object]]:
+        pool: Executor | None,
+    ) -> list[tuple[object, ...]]:
+        """Rows of the outbox, in the order of ``_NOTICE_COLUMNS``."""
         persons = people(
             conn,
             self._config.people,
@@ -432,10 +457,11 @@ class NoticePlanner:
                 person = group.contact or persons[recipient]
                 jobs.append((recipient, channel, group, person, items))
         rendered = self._render_all(
-            [(g.template, self._medium[c], p, i) for _, c, g, p, i in jobs], closes_at, today
+            [(g.template, self._medium[c], p, i) for _, c, g, p, i in jobs], closes_at, today, pool
         )
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[object, ...]] = []
         created = to_us(now)
+        closes = closes_at.isoformat()
         for (recipient, channel, group, _, items), parts in zip(jobs, rendered, strict=True):
             medium = self._medium[channel]
             target = addresses[f"{recipient}\x1f{channel}"]
@@ -449,52 +475,53 @@ class NoticePlanner:
                 status, reason = HELD, f"no {_WHAT[medium]} on record for this recipient"
             elif target in bounced:
                 status, reason = HELD, f"address undeliverable: {bounced[target]}"
+            payload = {
+                "recipient": recipient,
+                "closes_at": closes,
+                "changes": [item.change.to_json() for item in items],
+            }
             rows.append(
-                {
-                    "idem_key": idempotency_key(recipient, channel, window),
-                    "window_id": window_id,
-                    "recipient": recipient,
-                    "channel": channel,
-                    "medium": medium,
-                    "category": group.category,
-                    "template": group.template,
-                    "address": target,
-                    "subject": parts.subject,
-                    "body": parts.text,
-                    "html": parts.html,
-                    "payload": dumps(
-                        {
-                            "recipient": recipient,
-                            "closes_at": closes_at.isoformat(),
-                            "changes": [item.change.to_json() for item in items],
-                        }
-                    ),
-                    "changes": len(items),
-                    "status": status,
-                    "attempts": 0,
-                    "due_us": created,
-                    "created_us": created,
-                    "reason": reason,
-                    "outcome": "held" if status == HELD else None,
-                }
+                (
+                    idempotency_key(recipient, channel, window),
+                    window_id,
+                    recipient,
+                    channel,
+                    medium,
+                    group.category,
+                    group.template,
+                    target,
+                    parts.subject,
+                    parts.text,
+                    parts.html,
+                    dumps(payload),
+                    len(items),
+                    status,
+                    0,
+                    created,
+                    created,
+                    reason,
+                    "held" if status == HELD else None,
+                )
             )
         return rows
 
     def _render_all(
-        self, jobs: Sequence[_Job], closes_at: datetime, today: date
+        self, jobs: Sequence[_Job], closes_at: datetime, today: date, pool: Executor | None
     ) -> list[Parts | str]:
-        """Render every digest; a large close renders a share in a worker process."""
-        if self._parallel is None or len(jobs) < self._parallel_from or default_workers() < 2:
+        """Render every digest; with a ``pool``, its worker renders the first half."""
+        if pool is None:
             return render_jobs(self._renderer, jobs, closes_at, today)
-        # The worker starts late (imports, loading templates) and its results cross a process
-        # boundary, so it takes the smaller share.
-        split = len(jobs) * 2 // 5
-        with worker_pool(1) as pool:
-            theirs = pool.submit(
-                _render_in_worker, self._parallel, self._config, jobs[:split], closes_at, today
-            )
-            ours = render_jobs(self._renderer, jobs[split:], closes_at, today)
-            return theirs.result() + ours
+        split = len(jobs) // 2
+        theirs = pool.submit(_render_in_worker, jobs[:split], closes_at, today)
+        ours = render_jobs(self._renderer, jobs[split:], closes_at, today)
+        return theirs.result() + ours
+
+    def _render_pool(self, digests_at_most: int) -> AbstractContextManager[Executor | None]:
+        """A worker for a large close, started at once so it loads the templates while this
+        process routes, reads preferences and addresses (it is ready when rendering starts)."""
+        if self._parallel is None or digests_at_most < self._parallel_from or default_workers() < 2:
+            return nullcontext(None)
+        return worker_pool(1, _prepare_worker, (self._parallel, self._config))
 
     def _net(self, group: _Group) -> list[NoticeItem]:
         """One item per entity; several (deferred days, then today) fold into their net."""

@@ -38,6 +38,9 @@ def _sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy's "begin" event decide how each transaction starts (see below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        # Larger pages for a new database (a no-op on an existing one): records of a few
+        # kilobytes (rendered notices, JSON baselines) then rarely spill into overflow pages.
+        cursor.execute("PRAGMA page_size=16384")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
