@@ -23,44 +23,28 @@ from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from tidings.config import Config, ContactsConfig, EntityType, Medium, RuleConfig
-from tidings.errors import TidingsError
 from tidings.ledger.netchange import address
 from tidings.model import Change, EntityRef, FieldChange, Kind, NoticeItem
+from tidings.notices.addresses import WHAT, address_for, release_held, undeliverable_reasons
 from tidings.notices.people import Person, contact_index, people
 from tidings.notices.preferences import Preferences
+from tidings.notices.rendering import (
+    Job,
+    Parts,
+    Renderer,
+    prepare_worker,
+    render_in_worker,
+    render_jobs,
+)
 from tidings.rules import RuleBook
 from tidings.store.bulk import insert_rows
 from tidings.store.codec import dumps, loads, to_us
-from tidings.store.lookups import CHUNK
-from tidings.store.schema import HELD, PENDING, deferred_items, notices, undeliverable
+from tidings.store.schema import HELD, PENDING, deferred_items
 from tidings.workers import default_workers, worker_pool
-
-
-@dataclass(frozen=True, slots=True)
-class Parts:
-    """A rendered digest: email subject/text/html, SMS text, or in-app title (subject)/body."""
-
-    subject: str | None
-    text: str
-    html: str | None = None
-
-
-class Renderer(Protocol):
-    def render(
-        self,
-        template: str,
-        medium: Medium,
-        *,
-        recipient: Person,
-        items: Sequence[NoticeItem],
-        closes_at: datetime,
-        today: date,
-    ) -> Parts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,45 +72,6 @@ class _Group:
 
     def add(self, item: NoticeItem) -> None:
         self.items.setdefault(item.change.ref, []).append(item)
-
-
-_Job = tuple[str, Medium, Person, Sequence[NoticeItem]]  # template, medium, recipient, items
-
-
-def render_jobs(
-    renderer: Renderer, jobs: Sequence[_Job], closes_at: datetime, today: date
-) -> list[Parts | str]:
-    """Each digest rendered, or the reason its template failed."""
-    out: list[Parts | str] = []
-    for template, medium, person, items in jobs:
-        try:
-            out.append(
-                renderer.render(
-                    template,
-                    medium,
-                    recipient=person,
-                    items=items,
-                    closes_at=closes_at,
-                    today=today,
-                )
-            )
-        except TidingsError as exc:
-            out.append(str(exc))
-    return out
-
-
-_worker_renderer: Renderer | None = None
-
-
-def _prepare_worker(factory: Callable[[Config], Renderer], config: Config) -> None:
-    """Runs in the worker as soon as it starts: templates loaded while the close routes."""
-    global _worker_renderer
-    _worker_renderer = factory(config)
-
-
-def _render_in_worker(jobs: Sequence[_Job], closes_at: datetime, today: date) -> list[Parts | str]:
-    assert _worker_renderer is not None
-    return render_jobs(_worker_renderer, jobs, closes_at, today)
 
 
 _NOTICE_COLUMNS = (
@@ -257,7 +202,7 @@ class NoticePlanner:
             conn, _digests(groups.values()), window_id, window, closes_at, today, now, pool
         )
         insert_rows(conn, "notices", _NOTICE_COLUMNS, rows, skip_conflicts_on="idem_key")
-        released = self._release_held(conn, changed_people, now)
+        released = release_held(conn, self._config.people, self._medium, changed_people, now)
         return PlanStats(
             notices=len(rows),
             held=sum(1 for r in rows if r[_STATUS] == HELD),
@@ -448,8 +393,8 @@ class NoticePlanner:
         addresses: dict[str, str | None] = {}
         for (recipient, channel, _), group in groups.items():
             person = group.contact or persons[recipient]
-            addresses[f"{recipient}\x1f{channel}"] = self._address(person, channel)
-        bounced = _undeliverable(conn, {a for a in addresses.values() if a})
+            addresses[f"{recipient}\x1f{channel}"] = address_for(person, self._medium[channel])
+        bounced = undeliverable_reasons(conn, {a for a in addresses.values() if a})
         jobs: list[tuple[str, str, _Group, Person, list[NoticeItem]]] = []
         for (recipient, channel, _), group in sorted(groups.items()):
             items = self._net(group)
@@ -472,7 +417,7 @@ class NoticePlanner:
                 status, reason = HELD, f"template failed: {parts}"
                 parts = Parts(None, "")
             elif target is None:
-                status, reason = HELD, f"no {_WHAT[medium]} on record for this recipient"
+                status, reason = HELD, f"no {WHAT[medium]} on record for this recipient"
             elif target in bounced:
                 status, reason = HELD, f"address undeliverable: {bounced[target]}"
             payload = {
@@ -506,13 +451,13 @@ class NoticePlanner:
         return rows
 
     def _render_all(
-        self, jobs: Sequence[_Job], closes_at: datetime, today: date, pool: Executor | None
+        self, jobs: Sequence[Job], closes_at: datetime, today: date, pool: Executor | None
     ) -> list[Parts | str]:
         """Render every digest; with a ``pool``, its worker renders the first half."""
         if pool is None:
             return render_jobs(self._renderer, jobs, closes_at, today)
         split = len(jobs) // 2
-        theirs = pool.submit(_render_in_worker, jobs[:split], closes_at, today)
+        theirs = pool.submit(render_in_worker, jobs[:split], closes_at, today)
         ours = render_jobs(self._renderer, jobs[split:], closes_at, today)
         return theirs.result() + ours
 
@@ -521,7 +466,7 @@ class NoticePlanner:
         process routes, reads preferences and addresses (it is ready when rendering starts)."""
         if self._parallel is None or digests_at_most < self._parallel_from or default_workers() < 2:
             return nullcontext(None)
-        return worker_pool(1, _prepare_worker, (self._parallel, self._config))
+        return worker_pool(1, prepare_worker, (self._parallel, self._config))
 
     def _net(self, group: _Group) -> list[NoticeItem]:
         """One item per entity; several (deferred days, then today) fold into their net."""
@@ -538,70 +483,6 @@ class NoticePlanner:
                     out.append(NoticeItem(change, first.before, last.after))
                     break
         return out
-
-    def _address(self, person: Person, channel: str) -> str | None:
-        medium = self._medium[channel]
-        if medium == "email":
-            return person.email
-        if medium == "sms":
-            return person.mobile
-        return person.id
-
-    # Step 6
-    def _release_held(self, conn: Connection, changed_people: Iterable[str], now: datetime) -> int:
-        changed = sorted(set(changed_people))
-        if not changed:
-            return 0
-        persons = people(conn, self._config.people, changed)
-        released = 0
-        for start in range(0, len(changed), CHUNK):
-            held = conn.execute(
-                select(notices.c.id, notices.c.recipient, notices.c.channel, notices.c.address)
-                .where(notices.c.recipient.in_(changed[start : start + CHUNK]))
-                .where(notices.c.status == HELD)
-            ).all()
-            for notice_id, recipient, channel, old in held:
-                if channel not in self._medium:
-                    continue
-                new = self._address(persons[recipient], channel)
-                if new is None or new == old or new in _undeliverable(conn, {new}):
-                    continue
-                conn.execute(
-                    update(notices)
-                    .where(notices.c.id == notice_id)
-                    .values(
-                        address=new,
-                        status=PENDING,
-                        due_us=to_us(now),
-                        attempts=0,
-                        lease_us=None,
-                        outcome="released",
-                        reason="address changed",
-                    )
-                )
-                released += 1
-        return released
-
-
-_WHAT: dict[str, str] = {
-    "email": "email address",
-    "sms": "mobile number",
-    "inapp": "recipient",
-    "webhook": "recipient",
-}
-
-
-def _undeliverable(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:
-    wanted = sorted(set(addresses))
-    found: dict[str, str] = {}
-    for start in range(0, len(wanted), CHUNK):
-        rows = conn.execute(
-            select(undeliverable.c.address, undeliverable.c.reason).where(
-                undeliverable.c.address.in_(wanted[start : start + CHUNK])
-            )
-        )
-        found.update({a: r for a, r in rows})
-    return found
 
 
 def _insert_deferred(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:

@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from tidings.config import Config, Medium
 from tidings.model import NoticeItem
-from tidings.notices.compose import Parts
 from tidings.notices.people import Person
+from tidings.notices.rendering import Parts
 from tidings.templates import TemplateSet
 from tidings.templates.context import ContextBuilder
 

@@ -1,0 +1,79 @@
+"""Rendering digests for the outbox: the renderer interface and the work a close hands out.
+
+A large close renders part of its digests in a worker process; the worker builds its renderer
+once, as it starts, from a module-level factory (so it can be named across the process
+boundary) and the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from tidings.config import Config, Medium
+from tidings.errors import TidingsError
+from tidings.model import NoticeItem
+from tidings.notices.people import Person
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A rendered digest: email subject/text/html, SMS text, or in-app title (subject)/body."""
+
+    subject: str | None
+    text: str
+    html: str | None = None
+
+
+class Renderer(Protocol):
+    def render(
+        self,
+        template: str,
+        medium: Medium,
+        *,
+        recipient: Person,
+        items: Sequence[NoticeItem],
+        closes_at: datetime,
+        today: date,
+    ) -> Parts: ...
+
+
+Job = tuple[str, Medium, Person, Sequence[NoticeItem]]  # template, medium, recipient, items
+
+
+def render_jobs(
+    renderer: Renderer, jobs: Sequence[Job], closes_at: datetime, today: date
+) -> list[Parts | str]:
+    """Each digest rendered, or the reason its template failed."""
+    out: list[Parts | str] = []
+    for template, medium, person, items in jobs:
+        try:
+            out.append(
+                renderer.render(
+                    template,
+                    medium,
+                    recipient=person,
+                    items=items,
+                    closes_at=closes_at,
+                    today=today,
+                )
+            )
+        except TidingsError as exc:
+            out.append(str(exc))
+    return out
+
+
+_worker_renderer: Renderer | None = None
+
+
+def prepare_worker(factory: Callable[[Config], Renderer], config: Config) -> None:
+    """Runs in the worker as soon as it starts: templates loaded while the close routes."""
+    global _worker_renderer
+    _worker_renderer = factory(config)
+
+
+def render_in_worker(jobs: Sequence[Job], closes_at: datetime, today: date) -> list[Parts | str]:
+    assert _worker_renderer is not None
+    return render_jobs(_worker_renderer, jobs, closes_at, today)
