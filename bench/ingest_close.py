@@ -13,12 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +22,8 @@ import orjson
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
+
+from phases import median, peak_mb, run_phase
 
 CLOSE_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
 START = datetime(2025, 8, 6, 7, 0, tzinfo=UTC)
@@ -95,10 +93,6 @@ def generate(path: Path, events: int, entities: int) -> None:
                     "data": data,
                 }
                 out.write(orjson.dumps(record) + b"\n")
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def phase_baseline(path: Path, db: Path) -> dict[str, float]:
@@ -173,18 +167,6 @@ def phase_close(config: Path) -> dict[str, float]:
     }
 
 
-def _median(results: Iterable[dict[str, float]]) -> dict[str, float]:
-    ordered = sorted(results, key=lambda r: r["seconds"])
-    return ordered[len(ordered) // 2]
-
-
-def run_phase(*args: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -220,20 +202,20 @@ def main() -> None:
         for stale in out.glob("*.db*"):
             stale.unlink()
         with console.status(f"round {round_no}/{args.runs}: baseline, bare executemany upsert"):
-            base = run_phase("baseline", str(events_file), str(out / "baseline.db"))
+            base = run_phase(__file__, "baseline", str(events_file), str(out / "baseline.db"))
         with console.status(f"round {round_no}/{args.runs}: Tidings ingest"):
-            ingest = run_phase("ingest", str(events_file), str(config))
+            ingest = run_phase(__file__, "ingest", str(events_file), str(config))
         with console.status(f"round {round_no}/{args.runs}: Tidings close"):
-            close = run_phase("close", str(config))
+            close = run_phase(__file__, "close", str(config))
         runs.append((base, ingest, close))
         console.print(
             f"round {round_no}: ingest {ingest['accepted'] / ingest['seconds']:,.0f} events/s, "
             f"baseline {base['rows'] / base['seconds']:,.0f} rows/s, "
             f"close {close['seconds']:.2f} s"
         )
-    base = _median(r[0] for r in runs)
-    ingest = _median(r[1] for r in runs)
-    close = _median(r[2] for r in runs)
+    base = median(r[0] for r in runs)
+    ingest = median(r[1] for r in runs)
+    close = median(r[2] for r in runs)
 
     ours_rate = ingest["accepted"] / ingest["seconds"]
     base_rate = base["rows"] / base["seconds"]

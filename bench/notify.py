@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import smtplib
 import sqlite3
 import subprocess
@@ -33,6 +32,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from phases import median, peak_mb, run_phase
 
 CLOSES_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
 CONFIG = """
@@ -85,10 +86,6 @@ from {{ c.before }} to {{ c.after }}.
 BASELINE_HTML = """<html lang="en"><body><h1>Changes to your records</h1><ul>
 {% for c in changes %}<li>Your placement at {{ c.site }}: start date changed from
 {{ c.before }} to {{ c.after }}.</li>{% endfor %}</ul></body></html>"""
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _write_people(db_url: str, count: int) -> None:
@@ -274,13 +271,6 @@ def smtp_server(save_dir: Path | None = None) -> Iterator[int]:
         proc.wait(timeout=10)
 
 
-def run_phase(*args: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def _config(out: Path, name: str, port: int) -> Path:
     db = (out / f"{name}.db").resolve()
     for stale in out.glob(f"{name}.db*"):
@@ -322,21 +312,23 @@ def main() -> None:
         for stale in out.glob("render-baseline.db*"):
             stale.unlink()
         with console.status(f"round {round_no}: render + enqueue {args.digests:,} digests"):
-            ours = run_phase("render", str(_config(out, "render", 25)), str(args.digests))
+            ours = run_phase(__file__, "render", str(_config(out, "render", 25)), str(args.digests))
         with console.status(f"round {round_no}: baseline, bare Jinja2 + executemany"):
-            theirs = run_phase("render-baseline", str(base_db), str(args.digests))
+            theirs = run_phase(__file__, "render-baseline", str(base_db), str(args.digests))
         rounds.append((ours, theirs))
         console.print(
             f"round {round_no}: render + enqueue {ours['seconds']:.2f} s, "
             f"baseline {theirs['seconds']:.2f} s"
         )
-    render = sorted((r[0] for r in rounds), key=lambda r: r["seconds"])[len(rounds) // 2]
-    render_base = sorted((r[1] for r in rounds), key=lambda r: r["seconds"])[len(rounds) // 2]
+    render = median(r[0] for r in rounds)
+    render_base = median(r[1] for r in rounds)
     with smtp_server() as port:
         with console.status(f"deliver {args.emails:,} emails"):
-            deliver = run_phase("deliver", str(_config(out, "deliver", port)), str(args.emails))
+            deliver = run_phase(
+                __file__, "deliver", str(_config(out, "deliver", port)), str(args.emails)
+            )
         with console.status("baseline: bare smtplib loop"):
-            deliver_base = run_phase("deliver-baseline", str(port), str(args.emails))
+            deliver_base = run_phase(__file__, "deliver-baseline", str(port), str(args.emails))
 
     render_rate = render["notices"] / render["seconds"]
     email_rate = deliver["delivered"] / deliver["seconds"]
