@@ -13,7 +13,6 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from tidings.channels import build_channels
 from tidings.channels.base import Channel
@@ -38,7 +37,6 @@ class Delivery:
         db: Database,
         clock: Clock,
         *,
-        base_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         channels: Mapping[str, Channel] | None = None,
         rng: random.Random | None = None,
@@ -51,7 +49,7 @@ class Delivery:
         self._own_channels = channels is None
         self._rng = rng
         self.rules = RuleBook.compile(config)
-        self.templates = TemplateSet.load(config, base_dir)
+        self.templates = TemplateSet.load(config)  # parse_config resolved its directory
         self.planner = NoticePlanner(
             config,
             self.rules,

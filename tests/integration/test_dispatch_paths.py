@@ -6,22 +6,19 @@ configuration mistakes found at start-up. Real SQLite and PostgreSQL, real SMTP 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import FakeClock
 from tests.fakes.notify_server import FakeNotify
+from tests.fakes.webhook_receiver import Receiver, Reply
 from tests.helpers import event, lines
 from tests.notify_setup import advance, bootstrap, dispatch, notify_config
 from tidings.api import Tidings
@@ -91,73 +88,9 @@ def region(
 # --- a real local HTTP receiver ------------------------------------------------------------
 
 
-@dataclass
-class Request:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-
-class Receiver:
-    """Records each POST; answers with the queued replies in turn, then ``default``."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self.queued: list[Reply] = []
-        self.default = Reply(200, {"Content-Type": "application/json"})
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    receiver.requests.append(Request(dict(self.headers.items()), body))
-                    number = len(receiver.requests)
-                    reply = receiver.queued.pop(0) if receiver.queued else receiver.default
-                payload = reply.body or (
-                    orjson.dumps({"id": f"r-{number}"}) if reply.status < 300 else b""
-                )
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tidings"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
+    with Receiver(numbered=True) as r:
         yield r
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from tidings.channels.base import Delivered, PermanentFailure, RateLimited, TransientFailure
 from tidings.errors import InputError
@@ -94,8 +94,6 @@ def notices_of(db: Database, recipient: str, limit: int = 100) -> list[NoticeSum
 
 def counts(db: Database) -> dict[str, int]:
     """How many notices are in each status."""
-    from sqlalchemy import func
-
     with db.read() as conn:
         rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
         found = {STATUS_NAMES[status]: int(n) for status, n in rows}
@@ -164,7 +162,11 @@ def apply_receipt(
         if row is None:
             return False
         if isinstance(outcome, Delivered):
-            values: dict[str, object] = {"outcome": "confirmed", "reason": None}
+            values: dict[str, object] = {
+                "status": DELIVERED,
+                "outcome": "confirmed",
+                "reason": None,
+            }
         elif isinstance(outcome, PermanentFailure):
             values = {"status": FAILED, "outcome": "failed", "reason": outcome.reason}
         else:
@@ -177,8 +179,6 @@ def apply_receipt(
         conn.execute(update(notices).where(notices.c.id == row.id).values(**values))
         if isinstance(outcome, PermanentFailure) and outcome.bad_address and row.address:
             mark_undeliverable(db, conn, row.address, row.channel, outcome.reason, row.id, now)
-        if isinstance(outcome, Delivered) and row.status != DELIVERED:
-            conn.execute(update(notices).where(notices.c.id == row.id).values(status=DELIVERED))
     return True
 
 
