@@ -19,7 +19,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tidings.config import Config
-from tidings.ingest.validate import Line, Validator, validate_batch
+from tidings.ingest.validate import Line, Plain, Validator, validate_batch
 from tidings.model import IngestStats
 from tidings.sources import Format
 from tidings.workers import worker_pool
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from tidings.ingest.write import Ingestor
 
 INLINE_BATCHES = 2
-PlainLine = tuple[str, int, bytes]  # crosses the process boundary far faster than a dataclass
 # A run of whole lines of one file: its name, the number of its first line, and the bytes. A
 # file is handed to workers like this, so the calling process never splits it into lines.
 Chunk = tuple[str, int, bytes]
@@ -47,12 +46,12 @@ def _start(config: Config, fmt: Format, lock: AbstractContextManager[Any] | None
     _worker = (Validator(config, fmt), ingestor, lock or nullcontext())
 
 
-def _ingest(lines: list[PlainLine], now_us: int) -> tuple[int, IngestStats]:
+def _ingest(lines: list[Plain], now_us: int) -> tuple[int, IngestStats]:
     assert _worker is not None
     validator, ingestor, lock = _worker
-    batch = validate_batch(validator, [Line(o, n, raw) for o, n, raw in lines])
+    planned = ingestor.plan(validate_batch(validator, lines), now_us)
     with lock:
-        return len(lines), ingestor.write(batch, now_us)
+        return len(lines), ingestor.store(planned)
 
 
 def _ingest_chunk(origin: str, first: int, blob: bytes, now_us: int) -> tuple[int, IngestStats]:

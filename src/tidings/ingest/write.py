@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -144,30 +144,28 @@ class Ingestor:
 
     def write(self, batch: Validated, now_us: int | None = None) -> IngestStats:
         """Store one validated batch in one transaction: new events, dirty flags, quarantine."""
+        return self.store(self.plan(batch, now_us))
+
+    def plan(self, batch: Validated, now_us: int | None = None) -> Planned:
+        """The part of writing a batch that needs no database, so a worker does it before it
+        takes its turn at SQLite's single writer."""
         now_us = self._now_us() if now_us is None else now_us
+        unique: dict[str, Prepared] = {}
+        for row in batch.rows:
+            unique.setdefault(row[0], row)
+        rows = [(*row, ACCEPTED, now_us) for row in unique.values()]
+        return Planned(rows, [(r[1], r[2], r[3]) for r in rows], batch, now_us)
+
+    def store(self, planned: Planned) -> IngestStats:
+        """Write a planned batch in one transaction (``plan`` then ``store`` is ``write``)."""
+        rows, refs, batch, now_us = planned
         with self._db.write() as conn:
-            unique: dict[str, Prepared] = {}
-            for row in batch.rows:
-                unique.setdefault(row[0], row)
-            states = entity_states(conn, {(r[1], r[2], r[3]) for r in unique.values()})
-            # Every stored event has a ledger row (written with it), so only events of known
-            # entities can be duplicates: a bulk load of new records skips the id look-ups.
-            seen = existing_ids(
-                conn, [i for i, r in unique.items() if (r[1], r[2], r[3]) in states]
-            )
-            fresh = [row for event_id, row in unique.items() if event_id not in seen]
-            rows: list[tuple[Any, ...]] = []
-            dirty: set[Ref] = set()
+            states = entity_states(conn, set(refs))
             stale = 0
-            for row in fresh:
-                ref = (row[1], row[2], row[3])
-                state = states.get(ref)
-                is_stale = state is not None and state[1] is not None and row[4] <= state[1]
-                if is_stale:
-                    stale += 1
-                elif state is None or not state[2]:
-                    dirty.add(ref)
-                rows.append((*row, STALE if is_stale else ACCEPTED, now_us))
+            if states:
+                rows, dirty, stale = _against_ledger(conn, rows, refs, states)
+            else:  # a bulk load of new records: nothing can be a duplicate or stale
+                dirty = set(refs)
             insert_rows(conn, "events", _EVENT_COLUMNS, rows)
             if dirty:
                 self._mark_dirty(conn, dirty)
@@ -175,7 +173,7 @@ class Ingestor:
             if fresh_rejections:
                 rows_q = [_quarantine_row(r, now_us) for r in fresh_rejections]
                 conn.execute(quarantine.insert(), rows_q)
-        duplicates = len(batch.rows) - len(fresh)
+        duplicates = len(batch.rows) - len(rows)
         return IngestStats(len(rows) - stale, duplicates, stale, len(batch.rejected), batch.skipped)
 
     def write_events(self, events: Sequence[tuple[ChangeEvent, str | None]]) -> IngestStats:
@@ -190,6 +188,42 @@ class Ingestor:
             "ON CONFLICT (source, entity, key) DO UPDATE SET dirty = 1",
             sorted(refs),
         )
+
+
+class Planned(NamedTuple):
+    """A batch ready to store: its distinct events as log rows (marked accepted), each row's
+    entity, the batch, and the ingest time."""
+
+    rows: list[tuple[Any, ...]]
+    refs: list[Ref]
+    batch: Validated
+    now_us: int
+
+
+def _against_ledger(
+    conn: Connection,
+    rows: list[tuple[Any, ...]],
+    refs: list[Ref],
+    states: dict[Ref, tuple[str | None, int | None, int]],
+) -> tuple[list[tuple[Any, ...]], set[Ref], int]:
+    """Drop events stored before, mark stale ones, and say which entities become dirty."""
+    # Every stored event has a ledger row (written with it), so only events of known entities
+    # can be duplicates.
+    seen = existing_ids(conn, [r[0] for r, ref in zip(rows, refs, strict=True) if ref in states])
+    kept: list[tuple[Any, ...]] = []
+    dirty: set[Ref] = set()
+    stale = 0
+    for row, ref in zip(rows, refs, strict=True):
+        if row[0] in seen:
+            continue
+        state = states.get(ref)
+        if state is not None and state[1] is not None and row[4] <= state[1]:
+            stale += 1
+            row = (*row[:-2], STALE, row[-1])
+        elif state is None or not state[2]:
+            dirty.add(ref)
+        kept.append(row)
+    return kept, dirty, stale
 
 
 def _read_all(names: Sequence[str], on_bytes: Callable[[str, int], None] | None) -> Iterator[Line]:
