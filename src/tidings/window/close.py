@@ -368,24 +368,30 @@ class WindowCloser:
         if bounds is not None and bounds[1] is not None:
             within += f" AND (n.source, n.entity, n.key) < ({mark}, {mark}, {mark})"
             bound_params += bounds[1]
+        pending = (
+            "FROM events e WHERE e.source = n.source AND e.entity = n.entity AND e.key = n.key "
+            f"AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq)"
+        )
         if self._db.is_sqlite:
-            # rowid is arrival order, the tie-breaker among equal seqs.
+            # rowid is arrival order, the tie-breaker among equal seqs. The dirty entities are
+            # walked on their own index (the planner would rather scan the whole ledger), each
+            # with its events gathered by a subquery, so rows stream out, where a join and
+            # GROUP BY would sort every event before returning the first row.
             gathered = (
-                "json_group_array(json_array(e.id, e.seq, e.op, json(e.data), e.at_us, e.rowid))"
+                "(SELECT json_group_array(json_array(e.id, e.seq, e.op, json(e.data), e.at_us, "
+                f"e.rowid)) {pending})"
             )
+            walk = "entities n INDEXED BY ix_entities_dirty"
         else:
             gathered = (
-                "json_agg(json_build_array(e.id, e.seq, e.op, e.data::json, e.at_us) "
-                "ORDER BY e.seq, e.ingested_us, e.id)::text"
+                "(SELECT json_agg(json_build_array(e.id, e.seq, e.op, e.data::json, e.at_us) "
+                f"ORDER BY e.seq, e.ingested_us, e.id)::text {pending})"
             )
+            walk = "entities n"
         scan = self._cursor(conn, "tidings_close")
         scan.execute(
-            f"SELECT n.source, n.entity, n.key, n.baseline, n.seq, {gathered} "
-            "FROM entities n JOIN events e "
-            "ON e.source = n.source AND e.entity = n.entity AND e.key = n.key "
-            f"WHERE n.dirty = 1 AND n.entity IN ({', '.join([mark] * len(names))}) "
-            f"AND e.status = {ACCEPTED} AND (n.seq IS NULL OR e.seq > n.seq){within} "
-            "GROUP BY n.source, n.entity, n.key, n.baseline, n.seq",
+            f"SELECT n.source, n.entity, n.key, n.baseline, n.seq, {gathered} FROM {walk} "
+            f"WHERE n.dirty = 1 AND n.entity IN ({', '.join([mark] * len(names))}){within}",
             names + bound_params,
         )
         loads_json = orjson.loads
@@ -393,8 +399,8 @@ class WindowCloser:
             while rows := scan.fetchmany(1000):
                 for source, entity, key, baseline, baseline_seq, gathered_json in rows:
                     ref = (source, entity, key)
-                    if due is not None and ref not in due:
-                        continue
+                    if gathered_json is None or (due is not None and ref not in due):
+                        continue  # (None: no pending event, on PostgreSQL; SQLite says [])
                     items = loads_json(gathered_json)
                     if self._db.is_sqlite:
                         items.sort(key=_SEQ_THEN_ARRIVAL)
