@@ -64,27 +64,43 @@ def _ingest_chunk(origin: str, first: int, blob: bytes, now_us: int) -> tuple[in
     return _ingest([(origin, first + i, raw) for i, raw in enumerate(lines)], now_us)
 
 
-def file_chunks(origin: str, handle: BinaryIO, lines_per_chunk: int) -> Iterator[Chunk]:
+def file_chunks(
+    origin: str, handle: BinaryIO, lines_per_chunk: int, read_size: int = _BLOCK
+) -> Iterator[Chunk]:
     """A file as runs of ``lines_per_chunk`` whole lines (the last may be shorter)."""
     buffer = b""
+    newlines = 0  # in buffer
     first = 1
     while True:
-        block = handle.read(_BLOCK)
-        buffer += block
-        while buffer.count(b"\n") >= lines_per_chunk or (not block and buffer):
-            cut = _after_nth_newline(buffer, lines_per_chunk) if block else len(buffer)
-            chunk, buffer = buffer[:cut], buffer[cut:]
-            yield origin, first, chunk
-            first += chunk.count(b"\n")
+        block = handle.read(read_size)
+        buffer = buffer + block if buffer else block
+        newlines += block.count(b"\n")
+        while newlines >= lines_per_chunk:
+            cut = _after_nth_newline(buffer, lines_per_chunk, newlines)
+            yield origin, first, buffer[:cut]
+            buffer = buffer[cut:]
+            first += lines_per_chunk
+            newlines -= lines_per_chunk
         if not block:
+            if buffer:
+                yield origin, first, buffer
             return
 
 
-def _after_nth_newline(data: bytes, n: int) -> int:
-    at = -1
-    for _ in range(n):
-        at = data.index(b"\n", at + 1)
-    return at + 1
+def _after_nth_newline(data: bytes, n: int, newlines: int) -> int:
+    """Where the ``n``-th of ``data``'s ``newlines`` line ends: a guess from the average line
+    length, counted in C, then a few steps to the exact place (the calling process does this
+    for every chunk while the workers wait for their next one)."""
+    at = len(data) * n // newlines
+    seen = data.count(b"\n", 0, at)
+    if seen < n:
+        for _ in range(n - seen):
+            at = data.index(b"\n", at) + 1
+        return at
+    end = data.rindex(b"\n", 0, at)  # the seen-th newline
+    for _ in range(seen - n):
+        end = data.rindex(b"\n", 0, end)
+    return end + 1
 
 
 def ingest_in_workers(
