@@ -87,3 +87,33 @@ def test_file_chunks_are_runs_of_whole_lines_numbered_as_in_the_file(tmp_path: P
     assert b"".join(blob for _, _, blob in chunks) == path.read_bytes()
     with (tmp_path / "empty").open("wb+") as empty:
         assert list(file_chunks("e", empty, 10)) == []
+
+
+def test_workers_storing_the_same_events_at_once_count_each_once(
+    make_app: Callable[..., Tidings], tmp_path: Path
+) -> None:
+    # Each event id comes again in the next batch, which another worker stores at the same
+    # time: on PostgreSQL both check the log before either commits, and the loser of the race
+    # for the event's unique key runs its batch again, finding the winner's events.
+    records = [
+        {
+            "id": f"ev{n}",
+            "source": "tis",
+            "entity": "Placement",
+            "key": f"P{n % 25}",
+            "op": "patch",
+            "seq": n,
+            "at": "2025-08-06T09:00:00Z",
+            "data": {"site": f"Site {n}"},
+        }
+        for n in ((i // 40) * 20 + i % 20 for i in range(4000))
+    ]
+    path = write_jsonl(tmp_path / "twice.jsonl", *records)
+    app = make_app(ingest={"batch_size": 20, "workers": 2})
+    chunked = Ingestor(app.db, app.config, app.clock, workers=2, chunked_from_bytes=0)
+
+    stats = chunked.ingest_files([path])
+
+    assert (stats.accepted, stats.duplicates, stats.quarantined) == (2000, 2000, 0)
+    folded = app.explain("tis", "Placement", "P3")
+    assert [event.id for event in folded.pending] == [f"ev{n}" for n in range(3, 2000, 25)]

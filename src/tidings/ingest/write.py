@@ -159,22 +159,26 @@ class Ingestor:
     def store(self, planned: Planned) -> IngestStats:
         """Write a planned batch in one transaction (``plan`` then ``store`` is ``write``)."""
         rows, refs, batch, now_us = planned
-        with self._db.write() as conn:
+
+        def transaction(conn: Connection) -> tuple[list[tuple[Any, ...]], int]:
+            kept, stale = rows, 0
             states = entity_states(conn, set(refs))
-            stale = 0
             if states:
-                rows, dirty, stale = _against_ledger(conn, rows, refs, states)
+                kept, dirty, stale = _against_ledger(conn, rows, refs, states)
             else:  # a bulk load of new records: nothing can be a duplicate or stale
                 dirty = set(refs)
-            insert_rows(conn, "events", _EVENT_COLUMNS, rows)
+            insert_rows(conn, "events", _EVENT_COLUMNS, kept)
             if dirty:
                 self._mark_dirty(conn, dirty)
             fresh_rejections = [r for r in batch.rejected if not _already_quarantined(conn, r)]
             if fresh_rejections:
                 rows_q = [_quarantine_row(r, now_us) for r in fresh_rejections]
                 conn.execute(quarantine.insert(), rows_q)
-        duplicates = len(batch.rows) - len(rows)
-        return IngestStats(len(rows) - stale, duplicates, stale, len(batch.rejected), batch.skipped)
+            return kept, stale
+
+        kept, stale = self._db.write_retrying(transaction)
+        duplicates = len(batch.rows) - len(kept)
+        return IngestStats(len(kept) - stale, duplicates, stale, len(batch.rejected), batch.skipped)
 
     def write_events(self, events: Sequence[tuple[ChangeEvent, str | None]]) -> IngestStats:
         """Store events that were validated already (the Python API, quarantine replay)."""

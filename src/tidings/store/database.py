@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,11 +27,16 @@ if TYPE_CHECKING:
 
 _LOCK_KEY = 0x7469_6469  # "tidi": the advisory lock that orders ingests and closes
 _READ_ONLY = "tidings_read_only"
+# PostgreSQL's answers to writers that raced each other: a unique key another transaction
+# committed first, a deadlock, a serialization failure. Run again, the work sees the winner.
+_RACED = frozenset({"23505", "40P01", "40001"})
+_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def _sqlite_engine(url: str) -> Engine:
     # The default pool keeps connections open: closing the last one checkpoints the WAL.
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -81,6 +86,19 @@ class Database:
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc.__class__.__name__}: {exc}") from exc
 
+    def write_retrying(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a writing transaction, run again (from scratch, in a new transaction)
+        when it lost a race with a concurrent writer on PostgreSQL, such as two ingest workers
+        storing the same event id from different batches."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except StoreError as exc:
+                if attempt == _ATTEMPTS or _sqlstate(exc.__cause__) not in _RACED:
+                    raise
+        raise AssertionError("unreachable")
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction with a consistent view."""
@@ -115,6 +133,11 @@ class Database:
         self.engine.dispose()
 
 
+def _sqlstate(exc: BaseException | None) -> str | None:
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
 def alembic_config(engine: Engine) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig  # only when migrating: faster start-up
 
@@ -130,7 +153,8 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         if url.startswith("sqlite"):
             engine = _sqlite_engine(url)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            # Bound parameters are people's data: errors and logs never show them.
+            engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if migrate:
             _upgrade(engine)
     except SQLAlchemyError as exc:
