@@ -175,7 +175,7 @@ def phase_render(config_path: Path, count: int) -> dict[str, float]:
             )
         seconds = time.perf_counter() - started
     app.db.dispose()
-    return {"seconds": seconds, "notices": stats.notices, "peak_mb": peak_mb()}
+    return {"seconds": seconds, "notices": stats.notices, "peak_mb": peak_mb(workers=1)}
 
 
 def phase_render_baseline(db: Path, count: int) -> dict[str, float]:

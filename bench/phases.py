@@ -10,8 +10,12 @@ import sys
 from collections.abc import Iterable
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb(workers: int = 0) -> float:
+    """Peak resident memory of this process plus, for each of its ``workers`` (finished)
+    worker processes, the most any of them reached: a bound on the phase's total."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if workers else 0
+    return (own + workers * child) / 1024
 
 
 def run_phase(script: str, *args: str) -> dict[str, float]:

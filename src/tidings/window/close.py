@@ -478,8 +478,11 @@ class WindowCloser:
         self, conn: Connection, window_id: int, outcomes: Sequence[_Outcome], tally: _Tally
     ) -> None:
         """New baselines, stale events and digests of one share of the entities."""
-        for start in range(0, len(outcomes), _PAGE):
-            self._write_baselines(conn, outcomes[start : start + _PAGE], window_id)
+        if self._db.is_sqlite:
+            for start in range(0, len(outcomes), _PAGE):
+                self._write_baselines(conn, outcomes[start : start + _PAGE], window_id)
+        else:
+            self._copy_baselines(conn, outcomes, window_id)
         self._mark_stale(conn, tally.stale_ids)
         self._write_digests(conn, window_id, tally.addressed, tally.encoded)
 
@@ -515,6 +518,28 @@ class WindowCloser:
             f"WHERE source = {m} AND entity = {m} AND key = {m}",
             [(current, seq, dirty, window_id, *ref) for ref, current, seq, dirty in outcomes],
         )
+
+    @staticmethod
+    def _copy_baselines(conn: Connection, outcomes: Sequence[_Outcome], window_id: int) -> None:
+        """PostgreSQL: the new baselines are copied into a scratch table and applied by one
+        UPDATE; row by row, the driver's round trips cost a second per 100,000 records."""
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS close_baselines (source text, entity text, "
+            "key text, baseline text, seq bigint, dirty smallint) ON COMMIT DROP"
+        )
+        insert_rows(
+            conn,
+            "close_baselines",
+            ("source", "entity", "key", "baseline", "seq", "dirty"),
+            [(*ref, current, seq, dirty) for ref, current, seq, dirty in outcomes],
+        )
+        conn.exec_driver_sql(
+            "UPDATE entities n SET baseline = b.baseline, seq = b.seq, dirty = b.dirty, "
+            "window_id = %s FROM close_baselines b "
+            "WHERE n.source = b.source AND n.entity = b.entity AND n.key = b.key",
+            (window_id,),
+        )
+        conn.exec_driver_sql("TRUNCATE close_baselines")
 
     @staticmethod
     def _mark_stale(conn: Connection, stale_ids: Sequence[str]) -> None:
