@@ -418,13 +418,17 @@ def test_a_large_close_renders_part_in_a_worker_and_writes_the_same_notices(
             return list(done.args[0])
 
     serial = NoticePlanner(region.config, delivery.rules, delivery.planner._renderer)
+    # Runs of two digests: the worker's runs and ours are written as each is rendered.
     parallel = NoticePlanner(
         region.config,
         delivery.rules,
         delivery.planner._renderer,
         parallel=template_renderer,
         parallel_from=1,
+        run=2,
     )
     expected = planned(serial)
     assert len(expected) == 6  # three trainees, email and inbox
     assert planned(parallel) == expected
+    in_runs = NoticePlanner(region.config, delivery.rules, delivery.planner._renderer, run=4)
+    assert planned(in_runs) == expected
