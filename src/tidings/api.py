@@ -121,7 +121,7 @@ class Tidings:
                 skipped += 1
             else:
                 batch.append(prepare(checked, origin))
-        return self._ingestor.write(Validated(batch, [], skipped, 0))
+        return self._ingestor.write(Validated(batch, [], skipped, 0, format="api"))
 
     # Windows
     def default_close_time(self) -> datetime:

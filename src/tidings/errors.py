@@ -8,6 +8,7 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     ├── InputError             one input record cannot be accepted (names record, field, reason)
     │   └── UnknownFormatError     the record matches no known change-event format
     ├── StoreError             the database cannot be reached, migrated or written
+    │   └── StoreDataError         the database refused a value (ingest isolates its line)
     └── WindowError            a window cannot be closed as asked (for example a bad --at time)
 """
 
@@ -30,12 +31,24 @@ class ConfigError(TidingsError):
 
 
 class InputError(TidingsError):
-    """One input record was rejected. It is quarantined, never dropped."""
+    """One input record was rejected. It is quarantined, never dropped.
 
-    def __init__(self, reason: str, *, field: str | None = None, record: str | None = None) -> None:
+    ``reason`` never quotes the input: the offending ``value`` (a short excerpt) is kept apart,
+    so messages and logs show the field and the reason, not people's data.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        record: str | None = None,
+        value: str | None = None,
+    ) -> None:
         self.reason = reason
         self.field = field
         self.record = record
+        self.value = value
         parts = []
         if record:
             parts.append(f"record {record}")
@@ -51,6 +64,14 @@ class UnknownFormatError(InputError):
 
 class StoreError(TidingsError):
     """The store cannot be opened, migrated or written; the message says which and why."""
+
+
+class StoreDataError(StoreError):
+    """The database refused a value it was given (too long, out of range, a constraint).
+
+    Input limits are checked before writing, so this is rare; ingest then stores the rest of
+    the batch and quarantines just the line the database refused.
+    """
 
 
 class WindowError(TidingsError):

@@ -16,9 +16,20 @@ from typing import Any
 
 from tidings.config import EntityType, FieldType
 from tidings.errors import InputError
+from tidings.limits import INT_MAX, INT_MIN, check_time, decimal_problem, excerpt
 from tidings.model import JSONValue
 
 Normaliser = Callable[[Any], JSONValue]
+
+
+class BadValue(ValueError):
+    """A value that is not of its field's type; ``reason`` does not quote the value."""
+
+    def __init__(self, reason: str, value: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value = value
+
 
 _TRUE = frozenset({"true", "t", "1", "yes", "y"})
 _FALSE = frozenset({"false", "f", "0", "no", "n"})
@@ -31,33 +42,61 @@ def _string(value: Any) -> JSONValue:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    raise ValueError(f"expected text, got {type(value).__name__}")
+    raise BadValue(f"expected text, got {_kind(value)}", value)
 
 
 def _int(value: Any) -> JSONValue:
     if isinstance(value, bool):
-        raise ValueError("expected a whole number, got a boolean")
+        raise BadValue("expected a whole number, got a boolean", value)
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) <= 40:  # longer is out of range anyway, and slow to convert
             try:
-                number = Decimal(value.strip())
-            except InvalidOperation:
-                pass
-            else:
-                if number.is_finite() and number == number.to_integral_value():
-                    return int(number)
-    raise ValueError(f"expected a whole number, got {value!r}")
+                number = int(text)
+            except ValueError:
+                number = _integral(text)
+        else:
+            raise BadValue(
+                "is outside the 64-bit integer range" if _whole(text) else "expected a whole number",
+                value,
+            )
+    if number is None:
+        raise BadValue("expected a whole number", value)
+    if not INT_MIN <= number <= INT_MAX:
+        raise BadValue("is outside the 64-bit integer range", value)
+    return number
+
+
+def _whole(text: str) -> bool:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return False
+    return number.is_finite() and number == number.to_integral_value()
+
+
+def _integral(text: str) -> int | None:
+    """``"3.0"`` or ``"3e2"`` as an int; ``None`` if not a whole number (or absurdly large)."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or number.adjusted() > 20 or number != number.to_integral_value():
+        return None
+    return int(number)
 
 
 def canonical_decimal(number: Decimal) -> str:
     if not number.is_finite():
-        raise ValueError(f"expected a finite decimal, got {number}")
+        raise BadValue("expected a finite decimal number", str(number))
+    problem = decimal_problem(number)
+    if problem is not None:
+        raise BadValue(problem, str(number))
     if number == 0:
         return "0"
     # Strip trailing zeros by hand: Decimal.normalize() would round to 28 digits and make
@@ -70,15 +109,17 @@ def canonical_decimal(number: Decimal) -> str:
 
 def _decimal(value: Any) -> JSONValue:
     if isinstance(value, bool):
-        raise ValueError("expected a decimal number, got a boolean")
+        raise BadValue("expected a decimal number, got a boolean", value)
     if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise BadValue("is outside the 64-bit integer range; send it as a string", value)
         return str(value)
     try:
         number = Decimal(str(value).strip()) if isinstance(value, str | float) else None
     except InvalidOperation:
         number = None
     if number is None:
-        raise ValueError(f"expected a decimal number, got {value!r}")
+        raise BadValue("expected a decimal number", value)
     return canonical_decimal(number)
 
 
@@ -89,9 +130,13 @@ def _parse_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+_DATE_EXAMPLE = "expected a date like 2025-08-06"
+_DATETIME_EXAMPLE = "expected a date and time like 2025-08-06T09:30:00Z"
+
+
 def _date(value: Any) -> JSONValue:
     if not isinstance(value, str):
-        raise ValueError(f"expected a date like 2025-08-06, got {value!r}")
+        raise BadValue(_DATE_EXAMPLE, value)
     if len(value) == 10:
         try:
             return date.fromisoformat(value).isoformat()
@@ -100,26 +145,28 @@ def _date(value: Any) -> JSONValue:
     try:
         moment = _parse_datetime(value)
     except ValueError:
-        raise ValueError(f"expected a date like 2025-08-06, got {value!r}") from None
+        raise BadValue(_DATE_EXAMPLE, value) from None
     if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0):
-        raise ValueError(f"expected a date, got a time of day in {value!r}; declare it as datetime")
+        raise BadValue("expected a date, got a time of day; declare the field as datetime", value)
     return moment.date().isoformat()
 
 
 def _datetime(zone: tzinfo) -> Normaliser:
     def normalise(value: Any) -> JSONValue:
         if not isinstance(value, str):
-            raise ValueError(f"expected a date and time like 2025-08-06T09:30:00Z, got {value!r}")
+            raise BadValue(_DATETIME_EXAMPLE, value)
         try:
             moment = _parse_datetime(value)
         except ValueError:
-            raise ValueError(
-                f"expected a date and time like 2025-08-06T09:30:00Z, got {value!r}"
-            ) from None
+            raise BadValue(_DATETIME_EXAMPLE, value) from None
         if moment.tzinfo is None:
             # Naive times (common in DMS exports) are local wall-clock times in the configured zone.
             moment = moment.replace(tzinfo=zone)
-        return moment.astimezone(UTC).isoformat()
+        try:
+            check_time(moment, "")
+            return moment.astimezone(UTC).isoformat()
+        except (InputError, OverflowError):
+            raise BadValue("is outside the years 1900 to 2199", value) from None
 
     return normalise
 
@@ -135,7 +182,7 @@ def _bool(value: Any) -> JSONValue:
             return True
         if lowered in _FALSE:
             return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    raise BadValue("expected true or false", value)
 
 
 def _remembering(normalise: Normaliser) -> Normaliser:
@@ -160,11 +207,21 @@ def normaliser_for(kind: FieldType, zone: tzinfo) -> Normaliser:
     }[kind]
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
 def _normalised(normalise: Normaliser, name: str, value: Any) -> JSONValue:
     try:
         return normalise(value)
-    except ValueError as exc:
-        raise InputError(str(exc), field=f"data.{name}") from None
+    except BadValue as exc:
+        raise InputError(exc.reason, field=f"data.{name}", value=excerpt(exc.value)) from None
+    except (ValueError, ArithmeticError) as exc:  # not expected; still the value's fault
+        raise InputError(
+            f"cannot be read ({type(exc).__name__})", field=f"data.{name}", value=excerpt(value)
+        ) from None
 
 
 class RecordNormaliser:

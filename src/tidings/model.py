@@ -232,15 +232,41 @@ def decode_change(row: EncodedChange) -> tuple[str, Change]:
     )
 
 
+class MissingField(NamedTuple):
+    """A field the configuration relies on (a recipient, an email or mobile number) that no
+    whole record of an entity type carried in some batch of the input: probably a typo in the
+    config, or an upstream change, that would leave changes naming nobody."""
+
+    entity: str
+    role: str  # "recipient field", "email field", ...
+    field: str
+    records: int  # whole records of the entity type that lacked it
+    suggestion: str | None  # a field the records do have, by a similar name
+
+    def message(self) -> str:
+        hint = f"; the records have {self.suggestion!r}" if self.suggestion else ""
+        count = f"{self.records:,} {'record' if self.records == 1 else 'records'}"
+        return (
+            f"{self.entity}: the {self.role} {self.field!r} is absent from every record in a "
+            f"batch ({count}){hint}. Check [entities.{self.entity}] or [people] in the config."
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class IngestStats:
     accepted: int = 0
     duplicates: int = 0
     stale: int = 0
     quarantined: int = 0
-    skipped: int = (
-        0  # records that are deliberately not events (DMS control records, skipped entities)
-    )
+    # Records that are deliberately not events (DMS control records, skipped entities, blank
+    # lines), so every line read is counted: accepted + duplicates + stale + quarantined +
+    # skipped = lines.
+    skipped: int = 0
+    missing_fields: tuple[MissingField, ...] = ()
+
+    @property
+    def lines(self) -> int:
+        return self.accepted + self.duplicates + self.stale + self.quarantined + self.skipped
 
     def __add__(self, other: IngestStats) -> IngestStats:
         return IngestStats(
@@ -249,4 +275,18 @@ class IngestStats:
             self.stale + other.stale,
             self.quarantined + other.quarantined,
             self.skipped + other.skipped,
+            _merge_missing(self.missing_fields, other.missing_fields),
         )
+
+
+def _merge_missing(
+    ours: tuple[MissingField, ...], theirs: tuple[MissingField, ...]
+) -> tuple[MissingField, ...]:
+    if not theirs:
+        return ours
+    merged = {(m.entity, m.role, m.field): m for m in ours}
+    for m in theirs:
+        key = (m.entity, m.role, m.field)
+        have = merged.get(key)
+        merged[key] = m if have is None else have._replace(records=have.records + m.records)
+    return tuple(merged[k] for k in sorted(merged))

@@ -10,30 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-
+from tidings.errors import InputError
 from tidings.ingest import Ingestor, Line, Rejection, Validator
 from tidings.model import ChangeEvent
 from tidings.sources import Format
-from tidings.store.codec import from_us, to_us
+from tidings.store import quarantine as rows
+from tidings.store.codec import to_us
 from tidings.store.database import Database
-from tidings.store.schema import quarantine
-
-OPEN, REPLAYED, DISCARDED = "open", "replayed", "discarded"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    id: int
-    received: datetime
-    origin: str
-    line: int
-    format: str
-    record: str | None
-    field: str | None
-    reason: str
-    raw: str
-    status: str
+from tidings.store.quarantine import DISCARDED, OPEN, REPLAYED, Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +25,7 @@ class ReplayOutcome:
     id: int
     accepted: bool
     reason: str | None  # why it was rejected again
+    value: str | None = None  # the value it was rejected for, if one
 
 
 def entries(
@@ -49,27 +34,8 @@ def entries(
     limit: int = 1000,
     ids: Sequence[int] | None = None,
 ) -> list[Entry]:
-    query = select(quarantine).order_by(quarantine.c.id).limit(limit)
-    if status is not None:
-        query = query.where(quarantine.c.status == status)
-    if ids is not None:
-        query = query.where(quarantine.c.id.in_(list(ids)))
     with db.read() as conn:
-        return [
-            Entry(
-                r.id,
-                from_us(r.received_us),
-                r.origin,
-                r.line,
-                r.format,
-                r.record,
-                r.field,
-                r.reason,
-                r.raw,
-                r.status,
-            )
-            for r in conn.execute(query)
-        ]
+        return rows.entries(conn, status, limit, ids)
 
 
 def replay(
@@ -82,7 +48,10 @@ def replay(
 ) -> list[ReplayOutcome]:
     """Ingest quarantined lines again (or ``replacement`` for a single id)."""
     if replacement is not None and len(ids) != 1:
-        raise ValueError("a replacement line can only be given for one quarantine entry")
+        raise InputError(
+            "a corrected line (--line) can replace only one quarantine entry; give one id",
+            field="ids",
+        )
     found = {e.id: e for e in entries(db, status=OPEN, limit=len(ids), ids=ids)}
     outcomes = []
     for entry_id in ids:
@@ -90,34 +59,29 @@ def replay(
         if entry is None:
             outcomes.append(ReplayOutcome(entry_id, False, "no open quarantine entry has this id"))
             continue
-        raw = replacement if replacement is not None else entry.raw.encode()
+        raw = replacement if replacement is not None else entry.exact
         outcome = validator.validate(Line(f"quarantine:{entry_id}", entry.line, raw))
         if isinstance(outcome, Rejection):
             where = f"field {outcome.field!r}: " if outcome.field else ""
-            outcomes.append(ReplayOutcome(entry_id, False, where + outcome.reason))
+            outcomes.append(ReplayOutcome(entry_id, False, where + outcome.reason, outcome.value))
             continue
         batch: list[tuple[ChangeEvent, str | None]] = []
         if outcome is not None:
             batch.append((outcome, f"{entry.origin}:{entry.line} (replayed)"))
-        ingestor.write_events(batch)
+        _, refused = ingestor.write_events(batch, quarantining=False)
+        if refused:
+            where = f"field {refused[0].field!r}: " if refused[0].field else ""
+            outcomes.append(ReplayOutcome(entry_id, False, where + refused[0].reason))
+            continue
         with db.write() as conn:
-            conn.execute(
-                update(quarantine)
-                .where(quarantine.c.id == entry_id)
-                .values(status=REPLAYED, resolved_us=to_us(now), raw=raw.decode("utf-8", "replace"))
-            )
+            rows.mark_replayed(conn, entry_id, raw, to_us(now))
         outcomes.append(ReplayOutcome(entry_id, True, None))
     return outcomes
 
 
 def discard(db: Database, ids: Sequence[int], now: datetime) -> int:
     with db.write() as conn:
-        result = conn.execute(
-            update(quarantine)
-            .where(quarantine.c.id.in_(list(ids)), quarantine.c.status == OPEN)
-            .values(status=DISCARDED, resolved_us=to_us(now))
-        )
-        return int(result.rowcount)
+        return rows.discard(conn, ids, to_us(now))
 
 
 __all__ = [

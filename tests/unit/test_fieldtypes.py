@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import EntityType, FieldType, parse_config
 from tidings.errors import InputError
-from tidings.fieldtypes import RecordNormaliser, canonical_decimal, normaliser_for
+from tidings.fieldtypes import BadValue, RecordNormaliser, canonical_decimal, normaliser_for
 
 LONDON = ZoneInfo("Europe/London")
 CONFIG = parse_config(PLACEMENT_CONFIG)
@@ -55,17 +55,36 @@ def test_decimal_representations_of_one_value_are_equal() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("abc", "expected a decimal number, got 'abc'"),
+        ("abc", "expected a decimal number"),
         (True, "expected a decimal number, got a boolean"),
-        ([1], "expected a decimal number, got [1]"),
-        ("NaN", "expected a finite decimal, got NaN"),
-        ("Infinity", "expected a finite decimal, got Infinity"),
-        (float("inf"), "expected a finite decimal, got Infinity"),
+        ([1], "expected a decimal number"),
+        ("NaN", "expected a finite decimal number"),
+        ("Infinity", "expected a finite decimal number"),
+        (float("inf"), "expected a finite decimal number"),
+        ("1e100000000", "has an exponent of 100,000,000; it must lie within ±100"),
+        ("1e-5000000", "has an exponent of -5,000,000; it must lie within ±100"),
+        ("1" * 101, "has 101 significant digits; at most 100 are allowed"),
+        (2**64, "is outside the 64-bit integer range; send it as a string"),
     ],
 )
-def test_decimal_rejects_non_numbers(raw: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+def test_decimal_rejects_non_numbers_and_absurd_sizes(raw: Any, message: str) -> None:
+    with pytest.raises(BadValue, match=f"^{re.escape(message)}$"):
         norm(FieldType.DECIMAL, raw)
+
+
+def test_decimal_limits_admit_long_money_and_measurements() -> None:
+    assert norm(FieldType.DECIMAL, "1" * 100) == "1" * 100
+    assert norm(FieldType.DECIMAL, "1e100") == "1" + "0" * 100
+    assert norm(FieldType.DECIMAL, "1e-100") == "0." + "0" * 99 + "1"
+
+
+def test_a_rejected_value_is_kept_apart_from_the_reason() -> None:
+    with pytest.raises(BadValue) as caught:
+        norm(FieldType.DECIMAL, "lots")
+
+    assert caught.value.reason == "expected a decimal number"
+    assert caught.value.value == "lots"
+    assert "lots" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -101,12 +120,17 @@ def test_int_accepts_whole_numbers_in_any_form(raw: Any, canonical: int) -> None
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("1.5", "expected a whole number, got '1.5'"),
-        (1.5, "expected a whole number, got 1.5"),
-        ("twelve", "expected a whole number, got 'twelve'"),
-        ("NaN", "expected a whole number, got 'NaN'"),
+        ("1.5", "expected a whole number"),
+        (1.5, "expected a whole number"),
+        ("twelve", "expected a whole number"),
+        ("NaN", "expected a whole number"),
         (True, "expected a whole number, got a boolean"),
         (False, "expected a whole number, got a boolean"),
+        (2**63, "is outside the 64-bit integer range"),
+        (-(2**63) - 1, "is outside the 64-bit integer range"),
+        ("9" * 25, "is outside the 64-bit integer range"),
+        ("9" * 5000, "is outside the 64-bit integer range"),
+        ("1e100000000", "expected a whole number"),
     ],
 )
 def test_int_rejects_fractions_text_and_booleans(raw: Any, message: str) -> None:
@@ -142,11 +166,11 @@ def test_date_accepts_a_date_or_a_midnight_timestamp(raw: str) -> None:
     [
         (
             "2025-08-06T09:30:00",
-            "expected a date, got a time of day in '2025-08-06T09:30:00'; declare it as datetime",
+            "expected a date, got a time of day; declare the field as datetime",
         ),
-        ("garbage", "expected a date like 2025-08-06, got 'garbage'"),
-        ("2025-02-30", "expected a date like 2025-08-06, got '2025-02-30'"),
-        (20250806, "expected a date like 2025-08-06, got 20250806"),
+        ("garbage", "expected a date like 2025-08-06"),
+        ("2025-02-30", "expected a date like 2025-08-06"),
+        (20250806, "expected a date like 2025-08-06"),
     ],
 )
 def test_date_rejects_times_of_day_and_garbage(raw: Any, message: str) -> None:
@@ -188,8 +212,11 @@ def test_aware_datetimes_become_one_utc_string(raw: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("soon", "expected a date and time like 2025-08-06T09:30:00Z, got 'soon'"),
-        (1754472600, "expected a date and time like 2025-08-06T09:30:00Z, got 1754472600"),
+        ("soon", "expected a date and time like 2025-08-06T09:30:00Z"),
+        (1754472600, "expected a date and time like 2025-08-06T09:30:00Z"),
+        ("0001-01-01T00:00:00+23:59", "is outside the years 1900 to 2199"),
+        ("9999-12-31T23:59:59-23:59", "is outside the years 1900 to 2199"),
+        ("0001-01-01T00:00:00", "is outside the years 1900 to 2199"),
     ],
 )
 def test_datetime_rejects_garbage(raw: Any, message: str) -> None:
@@ -212,7 +239,7 @@ def test_bool_false_variants(raw: Any) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [(2, "expected true or false, got 2"), ("maybe", "expected true or false, got 'maybe'")],
+    [(2, "expected true or false"), ("maybe", "expected true or false")],
 )
 def test_bool_rejects_anything_else(raw: Any, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -231,7 +258,7 @@ def test_string_from_text_numbers_and_booleans(raw: Any, canonical: str) -> None
 
 
 def test_string_rejects_objects() -> None:
-    with pytest.raises(ValueError, match=r"^expected text, got dict$"):
+    with pytest.raises(ValueError, match=r"^expected text, got an object$"):
         norm(FieldType.STRING, {"a": 1})
 
 
@@ -290,12 +317,12 @@ def test_record_normaliser_with_no_declared_fields_is_the_identity() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [
-        ("wte", "lots", "expected a decimal number, got 'lots'"),
-        ("hours", "1.5", "expected a whole number, got '1.5'"),
+        ("wte", "lots", "expected a decimal number"),
+        ("hours", "1.5", "expected a whole number"),
         ("dateFrom", "2025-08-06T09:00:00", "expected a date, got a time of day"),
-        ("onCall", "perhaps", "expected true or false, got 'perhaps'"),
+        ("onCall", "perhaps", "expected true or false"),
         ("confirmedAt", "later", "expected a date and time like"),
-        ("traineeId", ["A"], "expected text, got list"),
+        ("traineeId", ["A"], "expected text, got a list"),
     ],
 )
 def test_record_normaliser_raises_input_error_naming_the_data_field(
@@ -309,6 +336,7 @@ def test_record_normaliser_raises_input_error_naming_the_data_field(
     assert caught.value.field == f"data.{field}"
     assert caught.value.reason.startswith(reason)
     assert f"field 'data.{field}'" in str(caught.value)
+    assert caught.value.value == repr(value)
 
 
 def test_record_normaliser_turns_an_infinite_int_into_an_input_error() -> None:

@@ -138,16 +138,16 @@ def test_dms_integer_key_becomes_a_string() -> None:
     ("record", "field", "reason"),
     [
         ({"data": {}}, "metadata", "expected an object"),
-        (dms_record(metadata__record_type="ddl"), "metadata.record-type", "'ddl'"),
-        (dms_record(metadata__record_type=_DROP), "metadata.record-type", "found None"),
+        (dms_record(metadata__record_type="ddl"), "metadata.record-type", "'data' or 'control'"),
+        (dms_record(metadata__record_type=_DROP), "metadata.record-type", "'data' or"),
         (dms_record("merge"), "metadata.operation", "expected one of load, insert"),
         (dms_record(metadata__schema_name=_DROP), "metadata.schema-name", "non-empty string"),
-        (dms_record(metadata__table_name=""), "metadata.table-name", "found ''"),
-        (dms_record(metadata__timestamp="yesterday"), "metadata.timestamp", "'yesterday'"),
+        (dms_record(metadata__table_name=""), "metadata.table-name", "found an empty string"),
+        (dms_record(metadata__timestamp="yesterday"), "metadata.timestamp", "ISO 8601"),
         (dms_record(metadata__timestamp=1655989243), "metadata.timestamp", "timestamp string"),
         (dms_record(data__id=_DROP), "data.id", "found nothing"),
         (dms_record(data__id=None), "data.id", "found nothing"),
-        (dms_record(data__id=True), "data.id", "string or integer, found True"),
+        (dms_record(data__id=True), "data.id", "string or integer, found a value of type bool"),
         (dms_record() | {"data": None}, "data", "expected an object"),
         (dms_record("delete") | {"data": None}, "data", "expected an object"),
     ],
@@ -157,6 +157,20 @@ def test_dms_rejections_name_the_field(record: dict[str, Any], field: str, reaso
         parse_dms(record)
     assert caught.value.field == field
     assert reason in caught.value.reason
+
+
+def test_a_dms_rejection_keeps_the_value_apart_from_its_reason() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_dms(dms_record(metadata__timestamp="yesterday"))
+    assert caught.value.value == "'yesterday'"
+    assert "yesterday" not in caught.value.reason
+
+
+def test_a_dms_timestamp_off_the_calendar_is_rejected() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_dms(dms_record(metadata__timestamp="9999-12-31T23:59:59-23:59"))
+    assert caught.value.field == "metadata.timestamp"
+    assert "outside the years" in caught.value.reason
 
 
 def test_dms_missing_configured_key_names_that_field() -> None:
@@ -294,20 +308,23 @@ def _without(payload: dict[str, Any], name: str) -> dict[str, Any]:
     ("record", "field", "reason"),
     [
         (debezium_payload("x"), "op", "expected one of c, u, d, r"),
-        (wrapped(debezium_payload("x")), "payload.op", "found 'x'"),
-        (debezium_payload() | {"op": ["d"]}, "op", "found ['d']"),
+        (wrapped(debezium_payload("x")), "payload.op", "expected one of c, u, d"),
+        (debezium_payload() | {"op": ["d"]}, "op", "expected one of c, u, d"),
         ({"schema": None, "payload": [1]}, "payload", "expected an object"),
         (debezium_payload() | {"source": None}, "source", "expected an object"),
         (debezium_payload(table=_DROP), "source.table", "non-empty string"),
-        (wrapped(debezium_payload(table="")), "payload.source.table", "found ''"),
+        (wrapped(debezium_payload(table="")), "payload.source.table", "found an empty string"),
         (debezium_payload(name=_DROP, db=_DROP), "source.name", "name or db"),
         (debezium_payload() | {"after": None}, "after", "expected an object"),
-        (wrapped(debezium_payload("d") | {"before": None}), "payload.before", "found None"),
+        (wrapped(debezium_payload("d") | {"before": None}), "payload.before", "found nothing"),
         (debezium_payload() | {"after": {"x": 1}}, "after.id", "found nothing"),
         (debezium_payload("d") | {"before": {}}, "before.id", "found nothing"),
         (debezium_payload(lsn="0/16B3748"), "source.lsn", "string of digits"),
-        (wrapped(debezium_payload(lsn=1.5)), "payload.source.lsn", "found 1.5"),
-        (debezium_payload(ts_ms="soon"), "source.ts_ms", "'soon'"),
+        (wrapped(debezium_payload(lsn=1.5)), "payload.source.lsn", "string of digits"),
+        (debezium_payload(ts_ms="soon"), "source.ts_ms", "string of digits"),
+        (debezium_payload(ts_ms=10**18), "source.ts_ms", "outside the years 1900 to 2199"),
+        (debezium_payload(ts_ms=-(10**15)), "source.ts_ms", "outside the years 1900 to 2199"),
+        (debezium_payload(lsn=2**63), "source.lsn", "outside the 64-bit integer range"),
         (
             _without(debezium_payload(ts_ms=_DROP), "ts_ms"),
             "source.ts_ms",

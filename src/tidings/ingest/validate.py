@@ -6,8 +6,9 @@ process writes (see ``parallel``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import difflib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -16,9 +17,24 @@ import orjson
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser
-from tidings.model import ChangeEvent, Op
+from tidings.limits import (
+    EARLIEST_US,
+    INT_MAX,
+    INT_MIN,
+    LATEST_US,
+    MAX_ID,
+    MAX_NAME,
+    check_identifier,
+    check_int,
+    check_record,
+    check_time,
+    excerpt,
+    plain_record,
+)
+from tidings.model import ChangeEvent, MissingField, Op
 from tidings.sources import PARSERS, Format, detect, parser_for
 from tidings.store.codec import dumps, to_us
+from tidings.store.quarantine import ORIGIN_WIDTH, fit_origin
 
 Plain = tuple[str, int, bytes]
 """A line as ``(origin, number, raw bytes)``; a ``Line`` is one, and so is a plain tuple."""
@@ -43,7 +59,8 @@ class Rejection:
     format: str
     record: str | None
     field: str | None
-    reason: str
+    reason: str  # never quotes the input
+    value: str | None = None  # the offending value, shown only when asked for
 
 
 def _record_name(record: Any) -> str | None:
@@ -70,6 +87,8 @@ class Validator:
         }
         self._keys = {name: etype.key for name, etype in config.entities.items()}
         self.native = fmt in (Format.AUTO, Format.NATIVE)
+        self.format = fmt.value
+        self.presence = FieldPresence(config)
 
     def native_row(self, record: Any, origin: str) -> Prepared | None:
         """The log row of a common, valid native event in as few steps as possible (a million
@@ -85,14 +104,19 @@ class Validator:
             and type(source) is str
             and type(entity) is str
             and type(key) is str
-            and event_id
-            and source
-            and entity
-            and key
+            and 0 < len(event_id) <= MAX_ID
+            and 0 < len(key) <= MAX_ID
+            and 0 < len(source) <= MAX_NAME
+            and 0 < len(entity) <= MAX_NAME
             and type(seq) is int
+            and INT_MIN <= seq <= INT_MAX
             and type(at_text) is str
             and type(data) is dict
             and op in _FAST_OPS
+            and event_id.isprintable()
+            and key.isprintable()
+            and source.isprintable()
+            and entity.isprintable()
         ):
             return None
         normalise = self._normalisers.get(entity)
@@ -100,15 +124,20 @@ class Validator:
             return None
         try:
             at = datetime.fromisoformat(at_text)
+            if at.tzinfo is None:
+                return None
+            at_us = to_us(at)
             normalise.in_place(data)
-        except (ValueError, InputError):
+        except (ValueError, InputError, OverflowError):
             return None
-        if at.tzinfo is None:
+        if not (EARLIEST_US <= at_us < _LATEST_US_EXCL and plain_record(data)):
             return None
         stated = data.get(self._keys[entity])
         if stated is not None and str(stated) != key:
             return None
-        return (event_id, source, entity, key, seq, op, to_us(at), dumps(data), origin)
+        if op != "patch":
+            self.presence.observe(entity, data)
+        return (event_id, source, entity, key, seq, op, at_us, dumps(data), origin)
 
     def validate(self, line: Line) -> ChangeEvent | Rejection | None:
         """An event, a rejection, or ``None`` for a record that is deliberately not an event."""
@@ -127,10 +156,18 @@ class Validator:
                 event = self._parser(record, line.raw, self._config)
             if event is None:
                 return None
-            return self._checked(event)
+            checked = self._checked(event)
         except InputError as exc:
             name = exc.record or _record_name(record)
-            return Rejection(line, fmt.value, name, exc.field, exc.reason)
+            return Rejection(line, fmt.value, name, exc.field, exc.reason, exc.value)
+        except (ArithmeticError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            # No reader should raise anything but InputError; if one does, the line is
+            # still quarantined with a reason, never allowed to stop the batch.
+            reason = f"cannot be read ({type(exc).__name__}); please report this line"
+            return Rejection(line, fmt.value, _record_name(record), None, reason)
+        if checked is not None and checked.data is not None and checked.op is not Op.PATCH:
+            self.presence.observe(checked.entity, checked.data)
+        return checked
 
     def check(self, event: ChangeEvent) -> ChangeEvent | None:
         """Validate and normalise an event built in Python (raises ``InputError``)."""
@@ -148,6 +185,20 @@ class Validator:
         return self._checked(event)
 
     def _checked(self, event: ChangeEvent) -> ChangeEvent | None:
+        try:
+            check_identifier(event.id, "id", MAX_ID)
+        except InputError as exc:
+            raise InputError(exc.reason, field=exc.field) from None
+        try:
+            check_identifier(event.source, "source", MAX_NAME)
+            check_identifier(event.entity, "entity", MAX_NAME)
+            check_identifier(event.key, "key", MAX_ID)
+            check_int(event.seq, "seq")
+            check_time(event.at, "at")
+        except InputError as exc:
+            raise InputError(
+                exc.reason, field=exc.field, record=event.id, value=exc.value
+            ) from None
         normalise = self._normalisers.get(event.entity)
         if normalise is None:
             if event.entity in self._config.ingest.skip_entities:
@@ -162,22 +213,90 @@ class Validator:
         if data is None:
             return event
         try:
+            check_record(data, "data")
             # Parsers hand over records they own (fresh from JSON), so normalise in place.
             normalise.in_place(data)  # type: ignore[arg-type]
         except InputError as exc:
-            raise InputError(exc.reason, field=exc.field, record=event.id) from None
+            raise InputError(
+                exc.reason, field=exc.field, record=event.id, value=exc.value
+            ) from None
         key_field = self._config.entities[event.entity].key
         stated = data.get(key_field)
         if stated is not None and str(stated) != event.key:
             raise InputError(
-                f"the record's key field says {stated!r} but the event is for key {event.key!r}",
+                "the record's key field names another record than the event's key",
                 field=f"data.{key_field}",
                 record=event.id,
+                value=excerpt(stated),
             )
         return event
 
 
 _FAST_OPS = frozenset({"upsert", "patch", "load"})
+_LATEST_US_EXCL = LATEST_US
+
+
+class FieldPresence:
+    """Counts, per entity type, the whole records (not patches) that carry each field the
+    configuration relies on to reach people: the recipient field, and the email, mobile and
+    contact fields of the channels in use. A field absent from every whole record of a batch
+    is reported (``MissingField``): most likely a typo in the config, or a renamed column."""
+
+    def __init__(self, config: Config) -> None:
+        watched: dict[str, list[tuple[str, str]]] = {}
+        for name, etype in config.entities.items():
+            if etype.recipient and etype.recipient != etype.key:
+                watched.setdefault(name, []).append(("recipient field", etype.recipient))
+        media = {channel.medium for channel in config.channels.values()}
+        people = config.people
+        if config.rules and people.entity in config.entities:
+            if "email" in media and people.email:
+                watched.setdefault(people.entity, []).append(("email field", people.email))
+            if "sms" in media and people.mobile:
+                watched.setdefault(people.entity, []).append(("mobile field", people.mobile))
+        for rule in config.rules:
+            contacts = rule.contacts
+            if contacts is not None and contacts.entity in config.entities:
+                roles = watched.setdefault(contacts.entity, [])
+                for role in (
+                    ("contact email field", contacts.email),
+                    ("contact link field", contacts.match),
+                ):
+                    if role not in roles:
+                        roles.append(role)
+        self._watched = {name: tuple(roles) for name, roles in watched.items()}
+        self.records: dict[str, int] = {}
+        self.present: dict[tuple[str, str], int] = {}
+        self.sample: dict[str, tuple[str, ...]] = {}
+
+    def observe(self, entity: str, data: Mapping[str, Any]) -> None:
+        roles = self._watched.get(entity)
+        if roles is None:
+            return
+        self.records[entity] = self.records.get(entity, 0) + 1
+        for _, name in roles:
+            if data.get(name) is not None:
+                key = (entity, name)
+                self.present[key] = self.present.get(key, 0) + 1
+        if entity not in self.sample:
+            self.sample[entity] = tuple(data)
+
+    def take(self) -> tuple[MissingField, ...]:
+        """What was missing since the last call, and start counting afresh."""
+        missing: list[MissingField] = []
+        for entity, count in sorted(self.records.items()):
+            for role, name in self._watched[entity]:
+                if self.present.get((entity, name)):
+                    continue
+                close = difflib.get_close_matches(name, self.sample.get(entity, ()), n=1)
+                missing.append(MissingField(entity, role, name, count, close[0] if close else None))
+        self.records, self.present, self.sample = {}, {}, {}
+        return tuple(missing)
+
+
+def _naming(exc: InputError, event_id: str) -> InputError:
+    """The same rejection, naming the event it is about."""
+    return InputError(exc.reason, field=exc.field, record=event_id, value=exc.value)
 
 
 def _json_error(exc: orjson.JSONDecodeError) -> str:
@@ -203,15 +322,27 @@ def prepare(event: ChangeEvent, origin: str | None) -> Prepared:
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    """One batch of input after validation."""
+    """One batch of input after validation. ``source`` is the batch's lines as read, so a line
+    the store refuses can still be quarantined as it arrived."""
 
     rows: list[Prepared]
     rejected: list[Rejection]
     skipped: int
     lines: int
+    source: Sequence[Plain] = ()
+    missing: tuple[MissingField, ...] = field(default=())
+    format: str = Format.AUTO.value
+
+    def raw_of(self, origin: str) -> bytes | None:
+        """The line a row's origin (``file:number``) names, if this batch read it."""
+        for name, number, raw in self.source:
+            where = f"{name}:{number}"
+            if where == origin or fit_origin(where) == origin:
+                return raw
+        return None
 
 
-def validate_batch(validator: Validator, lines: Iterable[Plain]) -> Validated:
+def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
     rows: list[Prepared] = []
     rejected: list[Rejection] = []
     skipped = count = 0
@@ -219,15 +350,19 @@ def validate_batch(validator: Validator, lines: Iterable[Plain]) -> Validated:
     loads = orjson.loads
     for origin, number, raw in lines:
         count += 1
+        where = f"{origin}:{number}"
+        if len(where) > ORIGIN_WIDTH:
+            where = fit_origin(where)
         if native:
             try:
-                row = validator.native_row(loads(raw), f"{origin}:{number}")
+                row = validator.native_row(loads(raw), where)
             except orjson.JSONDecodeError:
                 row = None
             if row is not None:
                 rows.append(row)
                 continue
         if not raw.strip():
+            skipped += 1  # a blank line: not an event, but counted like every line read
             continue
         outcome = validator.validate(Line(origin, number, raw))
         if outcome is None:
@@ -235,8 +370,9 @@ def validate_batch(validator: Validator, lines: Iterable[Plain]) -> Validated:
         elif isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:
-            rows.append(prepare(outcome, f"{origin}:{number}"))
-    return Validated(rows, rejected, skipped, count)
+            rows.append(prepare(outcome, where))
+    missing = validator.presence.take()
+    return Validated(rows, rejected, skipped, count, lines, missing, validator.format)
 
 
 def read_lines(origin: str, stream: Iterable[bytes]) -> Iterator[Line]:

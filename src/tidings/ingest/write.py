@@ -19,9 +19,11 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select
+import orjson
+from sqlalchemy import Connection
 
 from tidings.config import Config
+from tidings.errors import StoreDataError, StoreError
 from tidings.ingest.parallel import (
     INLINE_BATCHES,
     Chunk,
@@ -41,11 +43,12 @@ from tidings.ingest.validate import (
 )
 from tidings.model import ChangeEvent, IngestStats
 from tidings.sources import Format
+from tidings.store import quarantine as quarantine_rows
 from tidings.store.bulk import insert_rows, paused_gc
-from tidings.store.codec import to_us
+from tidings.store.codec import from_us, to_us
 from tidings.store.database import Database
-from tidings.store.lookups import Ref, entity_states, existing_ids, param_mark
-from tidings.store.schema import ACCEPTED, STALE, quarantine
+from tidings.store.lookups import Ref, entity_states, existing_events, param_mark
+from tidings.store.schema import ACCEPTED, STALE
 from tidings.workers import default_workers
 
 Clock = Callable[[], datetime]
@@ -148,41 +151,117 @@ class Ingestor:
 
     def plan(self, batch: Validated, now_us: int | None = None) -> Planned:
         """The part of writing a batch that needs no database, so a worker does it before it
-        takes its turn at SQLite's single writer."""
+        takes its turn at SQLite's single writer: repeats within the batch are set apart (a
+        repeat with other content than the first is a conflict, quarantined)."""
         now_us = self._now_us() if now_us is None else now_us
         unique: dict[str, Prepared] = {}
+        repeats = 0
+        conflicts: list[Rejection] = []
         for row in batch.rows:
-            unique.setdefault(row[0], row)
+            first = unique.setdefault(row[0], row)
+            if first is not row:
+                if first[1:8] == row[1:8]:
+                    repeats += 1
+                else:
+                    conflicts.append(_conflict(batch, row, first[1:8], "earlier in this input"))
         rows = [(*row, ACCEPTED, now_us) for row in unique.values()]
-        return Planned(rows, [(r[1], r[2], r[3]) for r in rows], batch, now_us)
+        refs = [(r[1], r[2], r[3]) for r in rows]
+        return Planned(rows, refs, [*batch.rejected, *conflicts], repeats, batch, now_us)
 
     def store(self, planned: Planned) -> IngestStats:
-        """Write a planned batch in one transaction (``plan`` then ``store`` is ``write``)."""
-        rows, refs, batch, now_us = planned
+        """Write a planned batch (``plan`` then ``store`` is ``write``). If the database
+        refuses a value, the batch is split until the line it refuses is found: that line is
+        quarantined and every other line stored."""
+        stats, _ = self._store(planned, quarantining=True)
+        return stats
 
-        def transaction(conn: Connection) -> tuple[list[tuple[Any, ...]], int]:
-            kept, stale = rows, 0
-            states = entity_states(conn, set(refs))
-            if states:
-                kept, dirty, stale = _against_ledger(conn, rows, refs, states)
-            else:  # a bulk load of new records: nothing can be a duplicate or stale
-                dirty = set(refs)
-            insert_rows(conn, "events", _EVENT_COLUMNS, kept)
-            if dirty:
-                self._mark_dirty(conn, dirty)
-            fresh_rejections = [r for r in batch.rejected if not _already_quarantined(conn, r)]
-            if fresh_rejections:
-                rows_q = [_quarantine_row(r, now_us) for r in fresh_rejections]
-                conn.execute(quarantine.insert(), rows_q)
-            return kept, stale
+    def _store(
+        self, planned: Planned, *, quarantining: bool
+    ) -> tuple[IngestStats, list[Rejection]]:
+        """``quarantining=False`` hands rejections back instead of quarantining them."""
+        batch = planned.batch
+        outcome = self._isolating(planned.rows, planned.rejected, planned, quarantining)
+        kept, stale, repeats, refused = outcome
+        stats = IngestStats(
+            kept - stale,
+            planned.repeats + repeats,
+            stale,
+            len(planned.rejected) + len(refused),
+            batch.skipped,
+            batch.missing,
+        )
+        return stats, [*planned.rejected, *refused] if not quarantining else []
 
-        kept, stale = self._db.write_retrying(transaction)
-        duplicates = len(batch.rows) - len(kept)
-        return IngestStats(len(kept) - stale, duplicates, stale, len(batch.rejected), batch.skipped)
+    def _isolating(
+        self,
+        rows: list[tuple[Any, ...]],
+        rejected: list[Rejection],
+        planned: Planned,
+        quarantining: bool,
+    ) -> tuple[int, int, int, list[Rejection]]:
+        """``(stored, of which stale, duplicates, rejections found here)`` for ``rows``, which
+        are halved while the database refuses them; a single refused row is quarantined."""
+        try:
+            return self._db.write_retrying(
+                lambda conn: self._transaction(conn, rows, rejected, planned, quarantining)
+            )
+        except StoreDataError as exc:
+            if len(rows) > 1:
+                half = len(rows) // 2
+                first = self._isolating(rows[:half], rejected, planned, quarantining)
+                second = self._isolating(rows[half:], [], planned, quarantining)
+                return (
+                    first[0] + second[0],
+                    first[1] + second[1],
+                    first[2] + second[2],
+                    first[3] + second[3],
+                )
+            if not rows:
+                raise  # quarantine rows are made storable: this is a fault of the store
+            reason = f"the database refused this event: {_without_action(exc)}"
+            refused = _rejection_of(planned.batch, rows[0], "id", reason)
+            if quarantining:
+                with self._db.write() as conn:
+                    quarantine_rows.add(
+                        conn, [_quarantined(r) for r in [*rejected, refused]], planned.now_us
+                    )
+            return 0, 0, 0, [refused]
 
-    def write_events(self, events: Sequence[tuple[ChangeEvent, str | None]]) -> IngestStats:
-        """Store events that were validated already (the Python API, quarantine replay)."""
-        return self.write(Validated([prepare(e, origin) for e, origin in events], [], 0, 0))
+    def _transaction(
+        self,
+        conn: Connection,
+        rows: list[tuple[Any, ...]],
+        rejected: list[Rejection],
+        planned: Planned,
+        quarantining: bool,
+    ) -> tuple[int, int, int, list[Rejection]]:
+        kept, stale, repeats = rows, 0, 0
+        conflicts: list[Rejection] = []
+        refs = [(r[1], r[2], r[3]) for r in rows]
+        states = entity_states(conn, set(refs))
+        if states:
+            kept, dirty, stale, repeats, conflicts = _against_ledger(
+                conn, rows, refs, states, planned.batch
+            )
+        else:  # a bulk load of new records: nothing can be a duplicate or stale
+            dirty = set(refs)
+        insert_rows(conn, "events", _EVENT_COLUMNS, kept)
+        if dirty:
+            self._mark_dirty(conn, dirty)
+        if quarantining and (rejected or conflicts):
+            quarantine_rows.add(
+                conn, [_quarantined(r) for r in [*rejected, *conflicts]], planned.now_us
+            )
+        return len(kept), stale, repeats, conflicts
+
+    def write_events(
+        self, events: Sequence[tuple[ChangeEvent, str | None]], *, quarantining: bool = True
+    ) -> tuple[IngestStats, list[Rejection]]:
+        """Store events that were validated already (the Python API, quarantine replay).
+        An event the store cannot take (a conflicting duplicate, a refused value) is
+        quarantined, or with ``quarantining=False`` handed back."""
+        batch = Validated([prepare(e, origin) for e, origin in events], [], 0, 0)
+        return self._store(self.plan(batch), quarantining=quarantining)
 
     def _mark_dirty(self, conn: Connection, refs: set[Ref]) -> None:
         """Note that these entities have pending events, creating their ledger rows if new."""
@@ -195,11 +274,14 @@ class Ingestor:
 
 
 class Planned(NamedTuple):
-    """A batch ready to store: its distinct events as log rows (marked accepted), each row's
-    entity, the batch, and the ingest time."""
+    """A batch ready to store: its distinct events as log rows (marked accepted), its
+    rejections (including repeats of an id with other content), how many exact repeats it had,
+    the batch, and the ingest time."""
 
     rows: list[tuple[Any, ...]]
     refs: list[Ref]
+    rejected: list[Rejection]
+    repeats: int
     batch: Validated
     now_us: int
 
@@ -209,16 +291,24 @@ def _against_ledger(
     rows: list[tuple[Any, ...]],
     refs: list[Ref],
     states: dict[Ref, tuple[str | None, int | None, int]],
-) -> tuple[list[tuple[Any, ...]], set[Ref], int]:
-    """Drop events stored before, mark stale ones, and say which entities become dirty."""
+    batch: Validated,
+) -> tuple[list[tuple[Any, ...]], set[Ref], int, int, list[Rejection]]:
+    """Drop events stored before (and set apart those stored before with other content),
+    mark stale ones, and say which entities become dirty."""
     # Every stored event has a ledger row (written with it), so only events of known entities
     # can be duplicates.
-    seen = existing_ids(conn, [r[0] for r, ref in zip(rows, refs, strict=True) if ref in states])
+    seen = existing_events(conn, [r[0] for r, ref in zip(rows, refs, strict=True) if ref in states])
     kept: list[tuple[Any, ...]] = []
     dirty: set[Ref] = set()
-    stale = 0
+    stale = repeats = 0
+    conflicts: list[Rejection] = []
     for row, ref in zip(rows, refs, strict=True):
-        if row[0] in seen:
+        stored = seen.get(row[0])
+        if stored is not None:
+            if stored == row[1:8]:
+                repeats += 1
+            else:
+                conflicts.append(_conflict(batch, row, stored, "before"))
             continue
         state = states.get(ref)
         if state is not None and state[1] is not None and row[4] <= state[1]:
@@ -227,7 +317,62 @@ def _against_ledger(
         elif state is None or not state[2]:
             dirty.add(ref)
         kept.append(row)
-    return kept, dirty, stale
+    return kept, dirty, stale, repeats, conflicts
+
+
+_PARTS = ("source", "entity", "key", "seq", "op", "at", "data")
+
+
+def _conflict(
+    batch: Validated, row: Prepared | tuple[Any, ...], first: tuple[Any, ...], when: str
+) -> Rejection:
+    differs = [name for name, a, b in zip(_PARTS, row[1:8], first, strict=True) if a != b]
+    reason = (
+        f"an event with this id was stored {when} with other content (its "
+        f"{', '.join(differs)} differ); ids must name one change: give this change its own id"
+    )
+    return _rejection_of(batch, row, "id", reason)
+
+
+def _rejection_of(
+    batch: Validated, row: Prepared | tuple[Any, ...], field: str, reason: str
+) -> Rejection:
+    """A rejection of a row already validated, with its line as read (or, for an event given
+    through the API, the native line that stands for it)."""
+    origin = str(row[8] or "api")
+    name, _, number = origin.rpartition(":")
+    raw = batch.raw_of(origin)
+    if raw is None:
+        raw = _native_line(row)
+    if not (name and number.isdigit()):
+        name, number = origin, "0"
+    return Rejection(Line(name, int(number), raw), batch.format, str(row[0]), field, reason)
+
+
+def _native_line(row: Prepared | tuple[Any, ...]) -> bytes:
+    event = dict(zip(("id", "source", "entity", "key", "seq", "op"), row[:6], strict=True))
+    event["at"] = from_us(row[6]).isoformat()
+    if row[7] is not None:
+        event["data"] = orjson.loads(row[7])
+    return orjson.dumps(event)
+
+
+def _quarantined(rejection: Rejection) -> quarantine_rows.Rejected:
+    line = rejection.line
+    return quarantine_rows.Rejected(
+        line.origin,
+        line.number,
+        rejection.format,
+        rejection.record,
+        rejection.field,
+        rejection.reason,
+        line.raw,
+        rejection.value,
+    )
+
+
+def _without_action(exc: StoreError) -> str:
+    return str(exc).removeprefix("database write failed: ")
 
 
 def _read_all(names: Sequence[str], on_bytes: Callable[[str, int], None] | None) -> Iterator[Line]:
@@ -245,32 +390,3 @@ _EVENT_COLUMNS = (
     "id", "source", "entity", "key", "seq", "op", "at_us", "data", "origin", "status",
     "ingested_us",
 )  # fmt: skip
-
-
-def _already_quarantined(conn: Connection, rejection: Rejection) -> bool:
-    """Re-reading the same file must not fill quarantine with copies of the same line."""
-    raw = rejection.line.raw.decode("utf-8", errors="replace").rstrip("\n")
-    found = conn.scalar(
-        select(quarantine.c.id).where(
-            quarantine.c.status == "open",
-            quarantine.c.origin == rejection.line.origin,
-            quarantine.c.line == rejection.line.number,
-            quarantine.c.raw == raw,
-        )
-    )
-    return found is not None
-
-
-def _quarantine_row(rejection: Rejection, now_us: int) -> dict[str, Any]:
-    return {
-        "received_us": now_us,
-        "origin": rejection.line.origin,
-        "line": rejection.line.number,
-        "format": rejection.format,
-        "record": rejection.record,
-        "field": rejection.field,
-        "reason": rejection.reason,
-        "raw": rejection.line.raw.decode("utf-8", errors="replace").rstrip("\n"),
-        "status": "open",
-        "resolved_us": None,
-    }

@@ -14,6 +14,7 @@ from typing import Any
 
 from tidings.config import Config
 from tidings.errors import InputError
+from tidings.limits import EARLIEST, LATEST, check_int, excerpt
 from tidings.model import ChangeEvent, Op
 from tidings.sources.fields import key_field, key_of, object_at, text_at
 
@@ -21,6 +22,8 @@ from tidings.sources.fields import key_field, key_of, object_at, text_at
 _OPS = {"c": Op.UPSERT, "u": Op.UPSERT, "d": Op.DELETE, "r": Op.LOAD}
 _NOT_ROW_CHANGES = frozenset({"t", "m"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST_MS = (EARLIEST - _EPOCH) // timedelta(milliseconds=1)
+_LATEST_MS = (LATEST - _EPOCH) // timedelta(milliseconds=1)
 
 
 def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | None:
@@ -30,7 +33,7 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
         return None
     prefix = "payload." if wrapped else ""
     if not isinstance(payload, Mapping):
-        raise InputError(f"expected an object, found {payload!r}", field="payload")
+        raise InputError("expected an object", field="payload", value=excerpt(payload))
     op_text = payload.get("op")
     if isinstance(op_text, str) and op_text in _NOT_ROW_CHANGES:
         return None
@@ -52,7 +55,7 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
 def _op(value: Any, path: str) -> Op:
     op = _OPS.get(value) if isinstance(value, str) else None
     if op is None:
-        raise InputError(f"expected one of c, u, d, r, t, m; found {value!r}", field=path)
+        raise InputError("expected one of c, u, d, r, t, m", field=path, value=excerpt(value))
     return op
 
 
@@ -63,16 +66,22 @@ def _source_name(meta: Mapping[str, Any], path: str) -> str:
             return value
     found = meta.get("name", meta.get("db"))
     raise InputError(
-        f"expected a non-empty string in name or db, found {found!r}", field=f"{path}.name"
+        "expected a non-empty string in name or db", field=f"{path}.name", value=excerpt(found)
     )
 
 
 def _integer(value: Any, path: str) -> int:
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise InputError(f"expected an integer or a string of digits, found {value!r}", field=path)
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 40:
+        number = int(value)
+    if number is None:
+        raise InputError(
+            "expected an integer or a string of digits", field=path, value=excerpt(value)
+        )
+    check_int(number, path)
+    return number
 
 
 def _ts_ms(payload: Mapping[str, Any], meta: Mapping[str, Any], prefix: str) -> int:
@@ -80,7 +89,14 @@ def _ts_ms(payload: Mapping[str, Any], meta: Mapping[str, Any], prefix: str) -> 
     for container, path in ((meta, f"{prefix}source.ts_ms"), (payload, f"{prefix}ts_ms")):
         value = container.get("ts_ms")
         if value is not None:
-            return _integer(value, path)
+            ms = _integer(value, path)
+            if not _EARLIEST_MS <= ms < _LATEST_MS:
+                raise InputError(
+                    f"is outside the years {EARLIEST.year} to {LATEST.year - 1}",
+                    field=path,
+                    value=str(ms),
+                )
+            return ms
     raise InputError(
         "expected a timestamp in source.ts_ms or ts_ms, found neither",
         field=f"{prefix}source.ts_ms",

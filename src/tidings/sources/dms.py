@@ -14,6 +14,7 @@ from typing import Any
 
 from tidings.config import Config
 from tidings.errors import InputError
+from tidings.limits import check_time, excerpt
 from tidings.model import ChangeEvent, Op
 from tidings.sources.fields import key_field, key_of, object_at, text_at
 
@@ -30,7 +31,7 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
         return None
     if record_type != "data":
         raise InputError(
-            f"expected 'data' or 'control', found {record_type!r}", field="metadata.record-type"
+            "expected 'data' or 'control'", field="metadata.record-type", value=excerpt(record_type)
         )
     op = _op(metadata.get("operation"))
     source = text_at(metadata, "schema-name", "metadata")
@@ -48,8 +49,9 @@ def _op(value: Any) -> Op:
     op = _OPS.get(value) if isinstance(value, str) else None
     if op is None:
         raise InputError(
-            f"expected one of load, insert, update, delete; found {value!r}",
+            "expected one of load, insert, update, delete",
             field="metadata.operation",
+            value=excerpt(value),
         )
     return op
 
@@ -57,13 +59,16 @@ def _op(value: Any) -> Op:
 def _timestamp(value: Any) -> datetime:
     field = "metadata.timestamp"
     if not isinstance(value, str):
-        raise InputError(f"expected an ISO 8601 timestamp string, found {value!r}", field=field)
+        raise InputError("expected an ISO 8601 timestamp string", field=field, value=excerpt(value))
     try:
         # fromisoformat reads the fraction as an integer, so microseconds survive exactly.
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"expected an ISO 8601 timestamp, found {value!r}", field=field) from None
+        raise InputError(
+            "expected an ISO 8601 timestamp", field=field, value=excerpt(value)
+        ) from None
     if moment.tzinfo is None:
         # DMS writes UTC but does not always say so.
         moment = moment.replace(tzinfo=UTC)
+    check_time(moment, field)
     return moment.astimezone(UTC)

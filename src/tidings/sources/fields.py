@@ -7,6 +7,7 @@ from typing import Any
 
 from tidings.config import Config
 from tidings.errors import InputError
+from tidings.limits import excerpt
 
 
 def key_field(config: Config, entity: str) -> str:
@@ -21,21 +22,41 @@ def key_of(row: Mapping[str, Any], field: str, path: str) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    found = "nothing" if value is None else repr(value)
+    found = "nothing" if value is None else f"a value of type {type(value).__name__}"
     raise InputError(
-        f"expected the key as a string or integer, found {found}", field=f"{path}.{field}"
+        f"expected the key as a string or integer, found {found}",
+        field=f"{path}.{field}",
+        value=None if value is None else excerpt(value),
     )
 
 
 def object_at(container: Mapping[str, Any], name: str, prefix: str = "") -> Mapping[str, Any]:
     value = container.get(name)
     if not isinstance(value, Mapping):
-        raise InputError(f"expected an object, found {value!r}", field=f"{prefix}{name}")
+        raise InputError(
+            f"expected an object, found {_kind(value)}",
+            field=f"{prefix}{name}",
+            value=excerpt(value),
+        )
     return value
 
 
 def text_at(container: Mapping[str, Any], name: str, path: str) -> str:
     value = container.get(name)
     if not isinstance(value, str) or not value:
-        raise InputError(f"expected a non-empty string, found {value!r}", field=f"{path}.{name}")
+        raise InputError(
+            f"expected a non-empty string, found {_kind(value)}",
+            field=f"{path}.{name}",
+            value=excerpt(value),
+        )
     return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if value == "":
+        return "an empty string"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 from tidings.config import Config
 from tidings.errors import InputError
+from tidings.limits import check_time, excerpt
 from tidings.model import ChangeEvent, Op
 
 _OPS = {op.value: op for op in Op}
@@ -20,14 +21,17 @@ _OPS = {op.value: op for op in Op}
 def parse_at(value: Any, field: str = "at") -> datetime:
     """An RFC 3339 timestamp with an offset (``Z`` allowed); naive times are refused."""
     if not isinstance(value, str):
-        raise InputError("expected an RFC 3339 timestamp string", field=field)
+        raise InputError("expected an RFC 3339 timestamp string", field=field, value=excerpt(value))
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{value!r} is not an RFC 3339 timestamp", field=field) from None
+        raise InputError(
+            "is not an RFC 3339 timestamp", field=field, value=excerpt(value)
+        ) from None
     if moment.tzinfo is None:
-        raise InputError(f"{value!r} has no UTC offset; add Z or +01:00", field=field)
+        raise InputError("has no UTC offset; add Z or +01:00", field=field, value=excerpt(value))
+    check_time(moment, field)
     return moment
 
 
@@ -39,7 +43,7 @@ def _text(record: Mapping[str, Any], name: str) -> str:
         return str(value)
     if value is None:
         raise InputError("is missing", field=name)
-    raise InputError(f"expected a non-empty string, got {value!r}", field=name)
+    raise InputError("expected a non-empty string", field=name, value=excerpt(value))
 
 
 def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent:
@@ -53,11 +57,11 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent:
     op = _OPS.get(op_text) if isinstance(op_text, str) else None
     if op is None:
         raise InputError(
-            f"expected one of upsert, patch, delete, load; got {op_text!r}", field="op"
+            "expected one of upsert, patch, delete, load", field="op", value=excerpt(op_text)
         )
     seq = record.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
-        raise InputError(f"expected an integer, got {seq!r}", field="seq")
+        raise InputError("expected an integer", field="seq", value=excerpt(seq))
     at = parse_at(record.get("at"))
     data = record.get("data")
     if op is Op.DELETE:

@@ -21,7 +21,7 @@ from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, mak
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tidings.errors import StoreError
+from tidings.errors import StoreDataError, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -85,9 +85,9 @@ class Database:
                     conn.execute(text(f"SELECT {lock}(:k)"), {"k": _LOCK_KEY})
                 yield conn
         except Exception as exc:
-            if not _is_database_error(exc):
+            if not _is_database_error(exc) and not isinstance(exc, OverflowError):
                 raise
-            raise StoreError(f"database write failed: {exc.__class__.__name__}: {exc}") from exc
+            raise store_error("database write failed", exc) from exc
 
     def write_retrying(self, work: Callable[[Connection], T]) -> T:
         """``work`` in a writing transaction, run again (from scratch, in a new transaction)
@@ -114,8 +114,10 @@ class Database:
                             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                         )
                     yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {exc.__class__.__name__}: {exc}") from exc
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            raise store_error("database read failed", exc) from exc
 
     def checkpoint(self) -> None:
         """SQLite only: copy the write-ahead log into the database file and truncate it."""
@@ -134,6 +136,68 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# What a driver says, mapped to what to do about it. Matched on SQLite's message (its error
+# codes are not exposed before Python 3.11's sqlite_errorcode, and are the same words).
+_SQLITE_ADVICE = (
+    ("database is locked", "the database is locked by another process (another tidings "
+     "command, or a long close); try again when it has finished"),
+    ("readonly database", "the database file is read-only; check its permissions and those "
+     "of its folder (SQLite writes a -wal file beside it)"),
+    ("unable to open database file", "the database file cannot be opened; check that its "
+     "folder exists and is writable"),
+    ("database or disk is full", "the disk is full; free some space and run the command "
+     "again (nothing was half-written)"),
+    ("disk i/o error", "the disk reported an I/O error; check the disk, then run the command "
+     "again (nothing was half-written)"),
+    ("file is not a database", "the file is not a SQLite database; check [store] url"),
+    ("database disk image is malformed", "the database file is damaged; restore it from a "
+     "backup"),
+)  # fmt: skip
+# PostgreSQL SQLSTATE classes that mean "this value was refused", not "the server is unwell".
+_DATA_CLASSES = ("22", "23")
+
+
+def store_error(action: str, exc: BaseException) -> StoreError:
+    """A driver's error as a ``StoreError`` that says what to do, never quoting stored values.
+
+    PostgreSQL's full message can quote a row (a key in ``DETAIL``, a COPY line in
+    ``CONTEXT``): only its primary message is kept. A refused value is a ``StoreDataError``.
+    """
+    driver = getattr(exc, "orig", None) or exc
+    name = type(driver).__name__
+    state = _sqlstate(driver)
+    if state is not None:
+        diag = getattr(driver, "diag", None)
+        primary = getattr(diag, "message_primary", None) or name
+        text = f"{action}: {name}: {primary} (SQLSTATE {state})"
+        if state[:2] in _DATA_CLASSES and state not in _RACED:
+            return StoreDataError(text)
+        return StoreError(text)
+    if isinstance(driver, OverflowError):
+        return StoreDataError(f"{action}: a number is too large for the database")
+    advice = _advice(driver)
+    if advice is not None:
+        return StoreError(f"{action}: {advice}")
+    message = _message(driver)
+    if isinstance(driver, sqlite3.IntegrityError | sqlite3.DataError):
+        return StoreDataError(f"{action}: {name}: {message}")
+    if isinstance(exc, SQLAlchemyError) and not isinstance(driver, sqlite3.Error):
+        return StoreError(f"{action}: {name}")  # its text would quote the statement
+    return StoreError(f"{action}: {name}: {message}")
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else str(exc)
+
+
+def _advice(exc: BaseException) -> str | None:
+    lowered = _message(exc).lower()
+    for words, advice in _SQLITE_ADVICE:
+        if words in lowered:
+            return advice
+    return None
 
 
 def _is_database_error(exc: Exception) -> bool:
@@ -179,10 +243,11 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         if migrate:
             _upgrade(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(
-            f"cannot open the store at {engine_url_for_humans(url)}: {exc.__class__.__name__}: "
-            f"{exc.args[0] if exc.args else exc}; check [store] url in the config"
-        ) from exc
+        where = f"cannot open the store at {engine_url_for_humans(url)}"
+        mapped = store_error(where, exc)
+        advised = _advice(getattr(exc, "orig", None) or exc) is not None
+        hint = "" if advised else "; check [store] url in the config"
+        raise StoreError(f"{mapped}{hint}") from exc
     return Database(engine)
 
 

@@ -31,15 +31,23 @@ def _marks(conn: Connection, count: int) -> str:
     return ", ".join([param_mark(conn)] * count)
 
 
-def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` are already in the event log."""
-    found: set[str] = set()
+StoredEvent = tuple[str, str, str, int, str, int, str | None]
+"""What an event says: ``(source, entity, key, seq, op, at_us, data JSON)``."""
+
+
+def existing_events(conn: Connection, ids: Sequence[str]) -> dict[str, StoredEvent]:
+    """Which of ``ids`` are already in the event log, and what each of them says (an id seen
+    again with other content is a conflict, not a duplicate)."""
+    found: dict[str, StoredEvent] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         rows = conn.exec_driver_sql(
-            f"SELECT id FROM events WHERE id IN ({_marks(conn, len(chunk))})", tuple(chunk)
+            "SELECT id, source, entity, key, seq, op, at_us, data FROM events "
+            f"WHERE id IN ({_marks(conn, len(chunk))})",
+            tuple(chunk),
         )
-        found.update(row[0] for row in rows)
+        for event_id, *said in rows:
+            found[event_id] = tuple(said)
     return found
 
 

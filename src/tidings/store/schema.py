@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -110,10 +111,16 @@ quarantine = Table(
     Column("record", String(300), nullable=True),
     Column("field", String(200), nullable=True),
     Column("reason", Text, nullable=False),
+    # The line as text (a NUL shown as \u0000, bytes that are not UTF-8 replaced); when that
+    # text is not the line exactly, ``raw_bytes`` keeps it, so a replay reads what arrived.
     Column("raw", Text, nullable=False),
     Column("status", String(10), nullable=False, server_default="open"),
     Column("resolved_us", BigInteger, nullable=True),
+    Column("raw_bytes", LargeBinary, nullable=True),
+    # The offending value, kept apart from the reason and shown only when asked for.
+    Column("value", Text, nullable=True),
     Index("ix_quarantine_status", "status", "id"),
+    Index("ix_quarantine_origin", "origin", "line"),
 )
 
 # --- Notifying people ---------------------------------------------------------------------------
@@ -150,6 +157,8 @@ notices = Table(
     Column("outcome", String(20), nullable=True),
     Column("reason", Text, nullable=True),
     Column("provider_ref", String(200), nullable=True),
+    # Replies asking us to slow down: a budget of their own, as they use up no attempt.
+    Column("rate_limits", Integer, nullable=False, server_default="0"),
     Index("ix_notices_due", "status", "due_us"),
     Index("ix_notices_recipient", "recipient", "id"),
     Index("ix_notices_address", "address", "status"),
@@ -208,4 +217,27 @@ inbox = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("read_us", BigInteger, nullable=True),
     Index("ix_inbox_recipient", "recipient", "state", "id"),
+)
+
+# Net changes a close could not send and that need a person: a rule's condition failed on
+# them, or the record names nobody although its type has a recipient field. Kept whole, so
+# ``tidings attention replay`` sends them once the config is fixed.
+HELD_CONDITION, HELD_NO_RECIPIENT = "condition", "no_recipient"
+held_changes = Table(
+    "held_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("window_id", Integer, nullable=True),
+    Column("cause", String(20), nullable=False),
+    Column("rule", String(200), nullable=True),
+    Column("recipient", String(200), nullable=True),
+    Column("source", String(100), nullable=False),
+    Column("entity", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("item", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(10), nullable=False, server_default="open"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("resolved_us", BigInteger, nullable=True),
+    Index("ix_held_changes_status", "status", "id"),
 )
