@@ -61,10 +61,8 @@ def _int(value: Any) -> JSONValue:
             except ValueError:
                 number = _integral(text)
         else:
-            raise BadValue(
-                "is outside the 64-bit integer range" if _whole(text) else "expected a whole number",
-                value,
-            )
+            reason = "is outside the 64-bit integer range" if _whole(text) else None
+            raise BadValue(reason or "expected a whole number", value)
     if number is None:
         raise BadValue("expected a whole number", value)
     if not INT_MIN <= number <= INT_MAX:
