@@ -169,7 +169,8 @@ def phase_render(config_path: Path, count: int) -> dict[str, float]:
             .returning(windows.c.id)
         ).scalar_one()
         started = time.perf_counter()
-        with paused_gc():  # as inside a window close, which plans the notices
+        with paused_gc() as pause:  # as inside a window close, which plans the notices
+            pause.large = True
             stats = planner.plan(
                 conn, window_id=window_id, closes_at=CLOSES_AT, now=CLOSES_AT, addressed=items
             )

@@ -93,7 +93,12 @@ def decimal_problem(number: Decimal) -> str | None:
 
 def check_record(data: Mapping[str, Any], path: str) -> None:
     """Nesting depth, integer range, and no NUL character in any name or text of a record."""
-    _check_value(data, path, 1)
+    for name, value in data.items():
+        _check_name(name, path)
+        field = f"{path}.{name}"
+        if isinstance(value, Mapping | list) and _deeper_than(value, MAX_DEPTH - 1):
+            raise InputError(f"is nested more than {MAX_DEPTH} levels deep", field=field)
+        _check_value(value, field)
 
 
 def plain_record(data: Mapping[str, Any]) -> bool:
@@ -114,7 +119,31 @@ def plain_record(data: Mapping[str, Any]) -> bool:
     return True
 
 
-def _check_value(value: Any, path: str, depth: int) -> None:
+def _check_name(name: Any, path: str) -> None:
+    if not isinstance(name, str):
+        raise InputError("has a field name that is not text", field=path)
+    if "\x00" in name:
+        raise InputError("has a field name containing the NUL character U+0000", field=path)
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether containers nest inside ``value`` more than ``levels`` deep (no recursion)."""
+    frontier = [value]
+    for _ in range(levels + 1):
+        inner = []
+        for item in frontier:
+            inner.extend(
+                v
+                for v in (item.values() if isinstance(item, Mapping) else item)
+                if isinstance(v, Mapping | list)
+            )
+        if not inner:
+            return False
+        frontier = inner
+    return True
+
+
+def _check_value(value: Any, path: str) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise InputError("contains the NUL character U+0000", field=path)
@@ -122,19 +151,13 @@ def _check_value(value: Any, path: str, depth: int) -> None:
         return
     elif isinstance(value, int):
         check_int(value, path)
-    elif isinstance(value, Mapping | list):
-        if depth > MAX_DEPTH:
-            raise InputError(f"is nested more than {MAX_DEPTH} levels deep", field=path)
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                _check_value(item, f"{path}[{index}]", depth + 1)
-            return
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(item, f"{path}[{index}]")
+    elif isinstance(value, Mapping):
         for name, item in value.items():
-            if not isinstance(name, str):
-                raise InputError("has a field name that is not text", field=path)
-            if "\x00" in name:
-                raise InputError("has a field name containing the NUL character U+0000", field=path)
-            _check_value(item, f"{path}.{name}", depth + 1)
+            _check_name(name, path)
+            _check_value(item, f"{path}.{name}")
     else:
         raise InputError(f"is not a JSON value (a {type(value).__name__})", field=path)
 

@@ -46,7 +46,7 @@ from tidings.sources import Format
 from tidings.store import quarantine as quarantine_rows
 from tidings.store.bulk import insert_rows, paused_gc
 from tidings.store.codec import from_us, to_us
-from tidings.store.database import Database
+from tidings.store.database import Database, is_unique_violation
 from tidings.store.lookups import Ref, entity_states, existing_events, param_mark
 from tidings.store.schema import ACCEPTED, STALE
 from tidings.workers import default_workers
@@ -202,9 +202,20 @@ class Ingestor:
         """``(stored, of which stale, duplicates, rejections found here)`` for ``rows``, which
         are halved while the database refuses them; a single refused row is quarantined."""
         try:
-            return self._db.write_retrying(
-                lambda conn: self._transaction(conn, rows, rejected, planned, quarantining)
-            )
+            try:
+                return self._db.write_retrying(
+                    lambda conn: self._transaction(conn, rows, rejected, planned, quarantining)
+                )
+            except StoreError as exc:
+                if not is_unique_violation(exc):
+                    raise
+                # An id stored before under another record: only ids of known records are
+                # looked up (a bulk load of new records needs none), so look up every one.
+                return self._db.write_retrying(
+                    lambda conn: self._transaction(
+                        conn, rows, rejected, planned, quarantining, every_id=True
+                    )
+                )
         except StoreDataError as exc:
             if len(rows) > 1:
                 half = len(rows) // 2
@@ -234,14 +245,16 @@ class Ingestor:
         rejected: list[Rejection],
         planned: Planned,
         quarantining: bool,
+        *,
+        every_id: bool = False,
     ) -> tuple[int, int, int, list[Rejection]]:
         kept, stale, repeats = rows, 0, 0
         conflicts: list[Rejection] = []
         refs = [(r[1], r[2], r[3]) for r in rows]
         states = entity_states(conn, set(refs))
-        if states:
+        if states or every_id:
             kept, dirty, stale, repeats, conflicts = _against_ledger(
-                conn, rows, refs, states, planned.batch
+                conn, rows, refs, states, planned.batch, every_id=every_id
             )
         else:  # a bulk load of new records: nothing can be a duplicate or stale
             dirty = set(refs)
@@ -292,12 +305,16 @@ def _against_ledger(
     refs: list[Ref],
     states: dict[Ref, tuple[str | None, int | None, int]],
     batch: Validated,
+    *,
+    every_id: bool = False,
 ) -> tuple[list[tuple[Any, ...]], set[Ref], int, int, list[Rejection]]:
     """Drop events stored before (and set apart those stored before with other content),
     mark stale ones, and say which entities become dirty."""
-    # Every stored event has a ledger row (written with it), so only events of known entities
-    # can be duplicates.
-    seen = existing_events(conn, [r[0] for r, ref in zip(rows, refs, strict=True) if ref in states])
+    # Every stored event has a ledger row (written with it), so an event of a new record can
+    # only be stored already if its id was used for another record: a conflict, which the
+    # unique key catches, and the batch is then written again with ``every_id``.
+    ids = [r[0] for r, ref in zip(rows, refs, strict=True) if every_id or ref in states]
+    seen = existing_events(conn, ids)
     kept: list[tuple[Any, ...]] = []
     dirty: set[Ref] = set()
     stale = repeats = 0

@@ -188,6 +188,16 @@ def store_error(action: str, exc: BaseException) -> StoreError:
     return StoreError(f"{action}: {name}: {message}")
 
 
+def is_unique_violation(exc: StoreError) -> bool:
+    """Whether a failed write broke a unique key (a row that is already there)."""
+    driver = getattr(exc.__cause__, "orig", None) or exc.__cause__
+    if driver is None:
+        return False
+    if _sqlstate(driver) == "23505":
+        return True
+    return isinstance(driver, sqlite3.IntegrityError) and "UNIQUE" in _message(driver)
+
+
 def _message(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 

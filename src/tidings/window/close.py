@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # only handed an instance: a worker process needn't import de
 
 Clock = Callable[[], datetime]
 _PAGE = 1000  # entities folded and written together
+_LARGE = 20_000  # entities from which a close's leftovers are frozen (see ``paused_gc``)
 _LOAD = Op.LOAD.value
 
 
@@ -176,8 +177,10 @@ class WindowCloser:
 
     def preview(self, closes_at: datetime) -> CloseResult:
         """What closing at ``closes_at`` would produce; changes nothing."""
-        with self._db.read() as conn, paused_gc():
-            return self._run(conn, closes_at, persist=False)
+        with self._db.read() as conn, paused_gc() as pause:
+            result = self._run(conn, closes_at, persist=False)
+            pause.large = result.stats.entities >= _LARGE
+            return result
 
     def close(
         self,
@@ -193,8 +196,8 @@ class WindowCloser:
         quiet for their delay are folded, and changes that no prompt rule sends wait for the
         daily digest at ``next_daily``.
         """
-        with self._db.write(exclusive=True) as conn, paused_gc():
-            return self._run(
+        with self._db.write(exclusive=True) as conn, paused_gc() as pause:
+            result = self._run(
                 conn,
                 closes_at,
                 persist=True,
@@ -202,6 +205,8 @@ class WindowCloser:
                 prompt=prompt,
                 next_daily=next_daily,
             )
+            pause.large = result.stats.entities >= _LARGE
+            return result
 
     def _run(
         self,
