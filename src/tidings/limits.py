@@ -130,7 +130,7 @@ def _deeper_than(value: Any, levels: int) -> bool:
     """Whether containers nest inside ``value`` more than ``levels`` deep (no recursion)."""
     frontier = [value]
     for _ in range(levels + 1):
-        inner = []
+        inner: list[Any] = []
         for item in frontier:
             inner.extend(
                 v
