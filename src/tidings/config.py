@@ -184,6 +184,8 @@ class _ChannelBase(_Frozen):
     # First retry delay; doubled each attempt (with jitter), capped at ``max_backoff``.
     backoff: str = "30s"
     max_backoff: str = "6h"
+    # "Slow down" replies a notice may get (they use no attempt) before it needs attention.
+    max_rate_limits: Annotated[int, Field(ge=1, le=10_000)] = 30
 
     @field_validator("backoff", "max_backoff")
     @classmethod
@@ -351,12 +353,25 @@ class DeliveryConfig(_Frozen):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
     # The weekday weekly digests go out on (1 = Monday).
     weekly_on: Annotated[int, Field(ge=1, le=7)] = 1
+    # A provider's "retry after N seconds" is honoured within these bounds: a receiver that
+    # says 0 cannot make us hammer it, one that says a year cannot park a notice for good.
+    min_retry_after: str = "1s"
+    max_retry_after: str = "6h"
 
-    @field_validator("lease")
+    @field_validator("lease", "min_retry_after", "max_retry_after")
     @classmethod
     def _is_duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> DeliveryConfig:
+        low, high = parse_duration(self.min_retry_after), parse_duration(self.max_retry_after)
+        if low.total_seconds() < 1:
+            raise ValueError("min_retry_after must be at least 1s")
+        if high < low:
+            raise ValueError("max_retry_after must be at least min_retry_after")
+        return self
 
 
 class Config(_Frozen):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from tidings.channels import build_channels
 from tidings.channels.base import Channel
 from tidings.config import Config
-from tidings.errors import StoreError
+from tidings.errors import StoreError, TidingsError
 from tidings.notices.compose import NoticePlanner
 from tidings.notices.render import TemplateRenderer, template_renderer
 from tidings.outbox.dispatcher import Dispatcher, DispatchStats
@@ -96,13 +96,14 @@ async def serve(
     *,
     prompt: Callable[[datetime], object] | None = None,
     tick: timedelta = timedelta(seconds=30),
+    pause_after_error: float = 5.0,
 ) -> DispatchStats:
     """Run the scheduler and the dispatcher until ``stop`` is set.
 
     The scheduler sleeps until the next close time (checking every ``tick``, so a changed clock
     or a stop is noticed), closes the window in a thread so sending goes on meanwhile, and
-    starts over. Each tick also runs ``prompt`` (the prompt close of quiet records). A store
-    error (a busy SQLite during a long close) pauses the loop; it never stops it.
+    starts over. Each tick also runs ``prompt`` (the prompt close of quiet records). An
+    error (a busy SQLite during a long close, or a bug) pauses the loop; it never stops it.
     """
 
     async def scheduler() -> None:
@@ -112,8 +113,12 @@ async def serve(
             if now >= due:
                 try:
                     await asyncio.to_thread(close, due)
-                except StoreError as exc:
+                except TidingsError as exc:
                     log.warning("window close failed, retrying in a minute: %s", exc)
+                    await _wait(stop, 60.0)
+                    continue
+                except Exception:
+                    log.exception("window close failed, retrying in a minute")
                     await _wait(stop, 60.0)
                     continue
                 due = next_close(due + timedelta(seconds=1))
@@ -121,8 +126,10 @@ async def serve(
             if prompt is not None:
                 try:
                     await asyncio.to_thread(prompt, now)
-                except StoreError as exc:
+                except TidingsError as exc:
                     log.warning("prompt close failed, retrying at the next tick: %s", exc)
+                except Exception:
+                    log.exception("prompt close failed, retrying at the next tick")
             await _wait(stop, min(tick, due - now).total_seconds())
 
     async def sending() -> DispatchStats:
@@ -132,7 +139,12 @@ async def serve(
                 total.add(await dispatcher.run(stop))
             except StoreError as exc:
                 log.warning("dispatch paused by a store error: %s", exc)
-                await _wait(stop, 5.0)
+                await _wait(stop, pause_after_error)
+            except Exception:
+                # Outcomes already obtained stay queued in the dispatcher and are written by
+                # its next round; a notice it could not finish is claimed again after its lease.
+                log.exception("a dispatch round failed; carrying on")
+                await _wait(stop, pause_after_error)
         return total
 
     _, stats = await asyncio.gather(scheduler(), sending())

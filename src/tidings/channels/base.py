@@ -11,8 +11,11 @@ Channels are used from one asyncio event loop; ``send`` may be called concurrent
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeAlias
 
 
@@ -46,10 +49,15 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class TransientFailure:
-    """Worth retrying later (a 4xx SMTP reply, a timeout, a provider 5xx)."""
+    """Worth retrying later (a 4xx SMTP reply, a timeout, a provider 5xx).
+
+    ``unreachable``: the provider could not be reached at all (connection refused, DNS, a
+    connect timeout), so the whole channel is down, not just this message: the dispatcher
+    pauses the channel and reports it."""
 
     reason: str
     retry_after: float | None = None  # seconds, when the provider said
+    unreachable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,38 @@ class RateLimited:
 
 
 Outcome: TypeAlias = Delivered | TransientFailure | PermanentFailure | RateLimited
+
+_LONGEST_WAIT = 10.0**9  # seconds (31 years): beyond any clamp, and far from overflowing
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110: delay-seconds or an
+    HTTP-date), or ``None`` if absent or unreadable. Never raises; never negative; an
+    absurd value comes back merely large (the dispatcher clamps it to its configured range).
+    ``now`` is the Unix time the reply arrived."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    if text.isascii() and text.isdigit():
+        return _LONGEST_WAIT if len(text) > 10 else min(float(int(text)), _LONGEST_WAIT)
+    try:
+        seconds = float(text)  # not RFC 9110, but some servers send "1.5"
+    except ValueError:
+        pass
+    else:
+        return min(seconds, _LONGEST_WAIT) if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322 (HTTP-dates are always GMT)
+        when = when.replace(tzinfo=UTC)
+    try:
+        return min(max(0.0, when.timestamp() - now), _LONGEST_WAIT)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 class Channel(Protocol):

@@ -19,10 +19,10 @@ import hmac
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,7 @@ from tidings.channels.base import (
     PermanentFailure,
     RateLimited,
     TransientFailure,
+    parse_retry_after,
 )
 from tidings.config import NotifyChannel
 from tidings.errors import ConfigError, InputError
@@ -103,7 +104,9 @@ class NotifySender:
         except APIError as error:
             return outcome_of_error(error, self._settings.api_key_env)
         except requests.RequestException as error:  # the client wraps these; in case it does not
-            return TransientFailure(f"could not reach GOV.UK Notify ({type(error).__name__})")
+            return TransientFailure(
+                f"could not reach GOV.UK Notify ({type(error).__name__})", unreachable=True
+            )
         finally:
             self._pool.release(client)
         ref = response.get("id") if isinstance(response, Mapping) else None
@@ -202,7 +205,7 @@ def outcome_of_error(error: APIError, key_env: str = "the API key variable") -> 
     if response is None:  # connection refused, DNS, timeout: the client reports these as 503
         cause = error.__cause__
         kind = type(cause).__name__ if cause is not None else "no response"
-        return TransientFailure(f"could not reach GOV.UK Notify ({kind})")
+        return TransientFailure(f"could not reach GOV.UK Notify ({kind})", unreachable=True)
     status = response.status_code
     if isinstance(error, InvalidResponse):
         # A 2xx we cannot read: it may have been accepted, but we cannot tell, so retry.
@@ -265,30 +268,12 @@ def _bad_request(errors: list[tuple[str, str]], summary: str) -> PermanentFailur
 def _rate_limited(
     response: requests.Response, errors: list[tuple[str, str]], summary: str
 ) -> RateLimited:
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
     if retry_after is None:
         # TooManyRequestsError is the daily send limit: retrying before it resets is pointless.
         daily = any(kind == "TooManyRequestsError" for kind, _ in errors)
         retry_after = _seconds_to_notify_midnight() if daily else DEFAULT_RETRY_AFTER
     return RateLimited(retry_after=retry_after, reason=f"GOV.UK Notify: {summary}")
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delay-seconds or an HTTP date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _seconds_to_notify_midnight(now: datetime | None = None) -> float:

@@ -216,7 +216,9 @@ class SmtpSender:
         except (SMTPException, OSError) as exc:  # refused, timeout, TLS, no STARTTLS offered
             client.close()
             s = self._settings
-            return TransientFailure(f"connecting to {s.host}:{s.port} failed: {_describe(exc)}")
+            return TransientFailure(
+                f"connecting to {s.host}:{s.port} failed: {_describe(exc)}", unreachable=True
+            )
         log.debug("smtp channel %s: connected to %s", self.name, self._settings.host)
         return None
 

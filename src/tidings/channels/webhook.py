@@ -51,12 +51,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -70,6 +68,7 @@ from tidings.channels.base import (
     PermanentFailure,
     RateLimited,
     TransientFailure,
+    parse_retry_after,
 )
 from tidings.config import WebhookChannel
 from tidings.errors import ConfigError
@@ -126,24 +125,6 @@ def encode_body(message: Message) -> bytes:
         "digest": message.payload,
     }
     return orjson.dumps(document, default=_json_default, option=orjson.OPT_SORT_KEYS)
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds from ``now`` given by a ``Retry-After`` header (seconds or an HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # "-0000": UTC by RFC 5322
-            return None
-        return max(0.0, when.timestamp() - now)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _status_text(status: int) -> str:
@@ -219,13 +200,17 @@ class WebhookSender:
                     reply = await _read_some(response, _MAX_REPLY_BYTES)
                 finally:
                     await response.aclose()
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The exception's type is enough to act on; its text may quote the URL.
+            return TransientFailure(
+                f"cannot reach the webhook ({type(exc).__name__})", unreachable=True
+            )
         except (TimeoutError, httpx.TimeoutException):
             return TransientFailure(f"the webhook did not answer within {self._timeout:g}s")
         except httpx.UnsupportedProtocol:
             return PermanentFailure("the webhook URL's scheme is not supported", bad_address=False)
         except (httpx.HTTPError, OSError) as exc:
-            # The exception's type is enough to act on; its text may quote the URL.
-            return TransientFailure(f"cannot reach the webhook ({type(exc).__name__})")
+            return TransientFailure(f"the webhook exchange failed ({type(exc).__name__})")
         return self._outcome(response, reply)
 
     def _outcome(self, response: httpx.Response, reply: bytes) -> Outcome:

@@ -37,6 +37,7 @@ class NoticeSummary:
     reason: str | None
     created: datetime
     subject: str | None
+    due: datetime | None = None  # the next attempt, for a notice waiting to be retried
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,6 +51,7 @@ class NoticeSummary:
             "reason": self.reason,
             "created": self.created.isoformat(),
             "subject": self.subject,
+            "next_attempt": None if self.due is None else self.due.isoformat(),
         }
 
 
@@ -66,6 +68,7 @@ def _summary(row: object) -> NoticeSummary:
         r.reason,  # type: ignore[attr-defined]
         from_us(r.created_us),  # type: ignore[attr-defined]
         r.subject,  # type: ignore[attr-defined]
+        from_us(r.due_us) if r.status == PENDING else None,  # type: ignore[attr-defined]
     )
 
 
@@ -75,6 +78,20 @@ def attention(db: Database, limit: int = 1000) -> list[NoticeSummary]:
         rows = conn.execute(
             select(notices)
             .where(notices.c.status.in_((FAILED, HELD)))
+            .order_by(notices.c.id)
+            .limit(limit)
+        )
+        return [_summary(row) for row in rows]
+
+
+def retrying(db: Database, limit: int = 1000) -> list[NoticeSummary]:
+    """Notices waiting to be tried again after a failed or rate-limited send, with the last
+    reason and the next attempt; the longest waiting first."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(notices)
+            .where(notices.c.status == PENDING)
+            .where((notices.c.attempts > 0) | (notices.c.rate_limits > 0))
             .order_by(notices.c.id)
             .limit(limit)
         )

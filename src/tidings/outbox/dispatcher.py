@@ -20,8 +20,14 @@ One round, and why it cannot lose or double a notice:
 
 Outcomes: delivered; transient failure (retried with exponential backoff and jitter, up to
 the channel's ``max_attempts``, then failed); rate-limited (the channel pauses and the notice
-waits ``retry_after`` without using an attempt); permanent failure (failed, on the attention
-list; with a bad address, the address is marked undeliverable and later notices to it held).
+waits ``retry_after`` without using an attempt, up to the channel's ``max_rate_limits``
+replies, then failed); permanent failure (failed, on the attention list; with a bad address,
+the address is marked undeliverable and later notices to it held). A provider's wait is held
+to ``[delivery] min_retry_after``..``max_retry_after``. A channel that cannot be reached at
+all is paused (its other notices wait without using an attempt) and reported.
+
+Nothing one notice does can cost another its outcome: an outcome that cannot be worked out
+or written is recorded as that notice's technical failure, and the rest are written.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from tidings.channels.base import (
     TransientFailure,
 )
 from tidings.config import Config, parse_duration
-from tidings.errors import StoreError
+from tidings.errors import StoreDataError, StoreError
 from tidings.outbox.attention import mark_undeliverable
 from tidings.outbox.pacing import Pacer, backoff_delay
 from tidings.store.codec import loads, to_us
@@ -65,9 +71,10 @@ _LEASE_MARGIN = 0.5  # send only while at least this share of the lease remains
 _RECORD = (
     "UPDATE notices SET status = ?, due_us = COALESCE(?, due_us), "
     "sent_us = COALESCE(?, sent_us), outcome = ?, reason = ?, "
-    "provider_ref = COALESCE(?, provider_ref), attempts = ?, lease_us = NULL "
+    "provider_ref = COALESCE(?, provider_ref), attempts = ?, rate_limits = ?, lease_us = NULL "
     f"WHERE id = ? AND status = {SENDING} AND lease_us = ?"
 )
+_MAX_REASON = 500  # characters of a provider's reply kept with a notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,7 @@ class Claimed:
     payload: str
     attempts: int
     lease_us: int
+    rate_limits: int = 0
 
 
 @dataclass
@@ -95,6 +103,8 @@ class DispatchStats:
     deferred: int = 0  # handed back by pacing
     lost_lease: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
+    # Channels that could not be reached at all, with the last reason.
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     def add(self, other: DispatchStats) -> None:
         for name in (
@@ -109,6 +119,7 @@ class DispatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for channel, count in other.by_channel.items():
             self.by_channel[channel] = self.by_channel.get(channel, 0) + count
+        self.unreachable.update(other.unreachable)
 
 
 class Dispatcher:
@@ -141,13 +152,20 @@ class Dispatcher:
         )
         self._limits = {name: asyncio.Semaphore(delivery.concurrency) for name in channels}
         self._unrecorded: list[tuple[Claimed, Outcome, DispatchStats]] = []
+        self._min_wait = parse_duration(delivery.min_retry_after).total_seconds()
+        self._max_wait = parse_duration(delivery.max_retry_after).total_seconds()
 
     async def drain(self, *, max_rounds: int | None = None) -> DispatchStats:
-        """Send everything that is due now, round after round, until nothing is left due."""
+        """Send everything that is due now, round after round, until nothing is left due.
+
+        "Now" is when the drain starts: a notice retried or handed back during the drain is
+        due later than that (every wait is at least ``min_retry_after``), so each notice is
+        tried at most once and the drain always ends, whatever the providers answer."""
         total = DispatchStats()
         rounds = 0
+        until = to_us(self._clock())
         while max_rounds is None or rounds < max_rounds:
-            stats, claimed = await self.round()
+            stats, claimed = await self.round(until=until)
             total.add(stats)
             rounds += 1
             if claimed == 0:
@@ -165,9 +183,10 @@ class Dispatcher:
                     await asyncio.wait_for(stop.wait(), timeout=idle)
         return total
 
-    async def round(self) -> tuple[DispatchStats, int]:
-        """One claim and the sends it allows; returns the stats and how many were claimed."""
-        claimed = self._claim()
+    async def round(self, *, until: int | None = None) -> tuple[DispatchStats, int]:
+        """One claim (of notices due by ``until``, default now) and the sends it allows;
+        returns the stats and how many were claimed."""
+        claimed = self._claim(until)
         stats = DispatchStats()
         if not claimed:
             return stats, 0
@@ -178,8 +197,8 @@ class Dispatcher:
         return stats, len(claimed)
 
     # Step 1
-    def _claim(self) -> list[Claimed]:
-        now = to_us(self._clock())
+    def _claim(self, until: int | None = None) -> list[Claimed]:
+        now = to_us(self._clock()) if until is None else until
         lease = to_us(self._clock() + self._lease)
         limit = self._config.delivery.batch_size
         channels = sorted(self._channels)
@@ -213,6 +232,7 @@ class Dispatcher:
                     notices.c.html,
                     notices.c.payload,
                     notices.c.attempts,
+                    notices.c.rate_limits,
                 )
             ).all()
         claimed = [
@@ -228,6 +248,7 @@ class Dispatcher:
                 payload=row.payload,
                 attempts=row.attempts,
                 lease_us=lease,
+                rate_limits=row.rate_limits,
             )
             for row in rows
         ]
@@ -256,6 +277,12 @@ class Dispatcher:
             except Exception as exc:  # a channel bug must not stop the dispatcher
                 log.exception("channel %s raised instead of returning an outcome", notice.channel)
                 outcome = TransientFailure(f"channel error: {exc.__class__.__name__}")
+        if isinstance(outcome, TransientFailure) and outcome.unreachable:
+            # The provider is down, not this message: the channel's other notices wait
+            # (handed back without using an attempt) instead of each failing in turn.
+            stats.unreachable[notice.channel] = _clean(outcome.reason)
+            pause = parse_duration(self._config.channels[notice.channel].backoff)
+            self._pacer.pause(notice.channel, self._timer() + pause.total_seconds())
         self._record(notice, outcome, stats)
 
     async def _paced(self, notice: Claimed, stats: DispatchStats) -> bool:
@@ -295,23 +322,40 @@ class Dispatcher:
         except StoreError as exc:
             # Kept queued: the end of the round writes them or raises.
             log.warning("recording outcomes failed, will retry: %s", exc)
+        except Exception:  # never lose the batch to a bug: the round's end tries again
+            log.exception("recording outcomes failed, will retry")
 
     def _flush(self) -> None:
         batch, self._unrecorded = self._unrecorded, []
         if not batch:
             return
         try:
-            self._write_outcomes(batch)
-        except StoreError:
+            try:
+                self._write_outcomes(batch)
+            except StoreDataError:
+                # The store refused one of the outcomes: write them one by one, so only
+                # that notice is affected (it is recorded as a technical failure).
+                for item in batch:
+                    self._write_one(item)
+        except Exception:
             self._unrecorded[0:0] = batch
             raise
+
+    def _write_one(self, item: tuple[Claimed, Outcome, DispatchStats]) -> None:
+        try:
+            self._write_outcomes([item])
+        except StoreDataError as exc:
+            notice, _, stats = item
+            log.error("notice %s: its outcome could not be recorded: %s", notice.id, exc)
+            failure = PermanentFailure("technical failure: the outcome could not be recorded")
+            self._write_outcomes([(notice, failure, stats)])
 
     def _write_outcomes(self, batch: list[tuple[Claimed, Outcome, DispatchStats]]) -> None:
         now = self._clock()
         rows: list[tuple[Any, ...]] = []
         kinds: list[str] = []
         for notice, outcome, _ in batch:
-            row, kind = self._outcome_row(notice, outcome, now)
+            row, kind = self._safe_outcome_row(notice, outcome, now)
             rows.append(row)
             kinds.append(kind)
         counted: list[tuple[DispatchStats, str, str]] = []
@@ -330,7 +374,7 @@ class Dispatcher:
                         conn,
                         notice.address,
                         notice.channel,
-                        outcome.reason,
+                        _clean(outcome.reason),
                         notice.id,
                         now,
                     )
@@ -342,23 +386,43 @@ class Dispatcher:
             if kind == "delivered":
                 stats.by_channel[channel] = stats.by_channel.get(channel, 0) + 1
 
+    def _safe_outcome_row(
+        self, notice: Claimed, outcome: Outcome, now: datetime
+    ) -> tuple[tuple[Any, ...], str]:
+        """``_outcome_row``, or, if working it out fails, this notice's technical failure."""
+        try:
+            return self._outcome_row(notice, outcome, now)
+        except Exception as exc:
+            log.exception("notice %s: cannot work out what its outcome means", notice.id)
+            reason = f"technical failure ({type(exc).__name__}) while recording: {_reason(outcome)}"
+            row = (FAILED, None, None, "failed", _clean(reason), None, notice.attempts + 1,
+                   notice.rate_limits, notice.id, notice.lease_us)  # fmt: skip
+            return row, "failed"
+
+    def _wait(self, seconds: float) -> float:
+        """A provider's "retry after", held within the configured bounds."""
+        return min(max(seconds, self._min_wait), self._max_wait)
+
     def _outcome_row(
         self, notice: Claimed, outcome: Outcome, now: datetime
     ) -> tuple[tuple[Any, ...], str]:
         """The parameters of ``_RECORD`` for one outcome, and which count it adds to."""
         settings = self._config.channels[notice.channel]
-        # A rate limit is the provider's choice, not a failed attempt.
-        attempts = notice.attempts + (0 if isinstance(outcome, RateLimited) else 1)
+        # A rate limit is the provider's choice, not a failed attempt; it has its own budget.
+        limited = isinstance(outcome, RateLimited)
+        attempts = notice.attempts + (0 if limited else 1)
+        rate_limits = notice.rate_limits + (1 if limited else 0)
         due: int | None = None
         sent: int | None = None
         ref: str | None = None
         if isinstance(outcome, Delivered):
             status, name, reason, kind = DELIVERED, "delivered", None, "delivered"
             sent, ref = to_us(now), outcome.provider_ref
-        elif isinstance(outcome, RateLimited):
-            self._pacer.pause(notice.channel, self._timer() + outcome.retry_after)
+        elif isinstance(outcome, RateLimited) and rate_limits <= settings.max_rate_limits:
+            wait = self._wait(outcome.retry_after)
+            self._pacer.pause(notice.channel, self._timer() + wait)
             status, name, reason, kind = PENDING, "rate_limited", outcome.reason, "rate_limited"
-            due = to_us(now + timedelta(seconds=outcome.retry_after))
+            due = to_us(now + timedelta(seconds=wait))
         elif isinstance(outcome, TransientFailure) and attempts < settings.max_attempts:
             delay = backoff_delay(
                 attempts,
@@ -366,15 +430,29 @@ class Dispatcher:
                 cap=parse_duration(settings.max_backoff).total_seconds(),
                 rng=self._rng,
             )
-            delay = max(delay, outcome.retry_after or 0.0)
+            if outcome.retry_after is not None:
+                delay = max(delay, outcome.retry_after)
             status, name, reason, kind = PENDING, "transient", outcome.reason, "retrying"
-            due = to_us(now + timedelta(seconds=delay))
+            due = to_us(now + timedelta(seconds=self._wait(delay)))
         else:
             reason = outcome.reason
             if isinstance(outcome, TransientFailure):
                 reason = f"gave up after {attempts} attempts: {reason}"
+            elif isinstance(outcome, RateLimited):
+                reason = f"gave up after {rate_limits - 1} rate-limited replies: {reason}"
             status, name, kind = FAILED, "failed", "failed"
-        row = (status, due, sent, name, reason, ref, attempts, notice.id, notice.lease_us)
+        row = (
+            status,
+            due,
+            sent,
+            name,
+            None if reason is None else _clean(reason),
+            None if ref is None else _clean(ref)[:200],
+            attempts,
+            rate_limits,
+            notice.id,
+            notice.lease_us,
+        )
         return row, kind
 
     def _hand_back(self, conn: Connection, notice: Claimed, due: datetime, why: str) -> None:
@@ -390,3 +468,17 @@ class Dispatcher:
                 outcome=why,
             )
         )
+
+
+def _reason(outcome: Outcome) -> str:
+    return "delivered" if isinstance(outcome, Delivered) else outcome.reason
+
+
+def _clean(text: str) -> str:
+    """A provider's words as every store can keep them and every terminal can show them:
+    control characters (NUL among them) become spaces, and it is clipped."""
+    text = text[: _MAX_REASON * 2]
+    if not text.isprintable():
+        text = "".join(" " if c < " " or "\x7f" <= c <= "\x9f" else c for c in text)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
