@@ -22,8 +22,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two workers: the machines have two cores, and the slow tests (real servers, fuzzing,
+# SIGKILL loops) are independent of each other.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_close.py

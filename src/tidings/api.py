@@ -27,10 +27,13 @@ from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
 from tidings.ingest.validate import Prepared, prepare
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
 from tidings.notices.compose import PlanStats
+from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
+from tidings.store import held as held_store
 from tidings.store.codec import to_us
 from tidings.store.database import Database, open_database
+from tidings.store.held import HeldChange
 from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine, windows
 from tidings.window.close import WindowCloser
 from tidings.window.schedule import DailyCutoff, Schedule, default_close_time, schedule_for
@@ -241,6 +244,22 @@ class Tidings:
 
     def discard(self, ids: Sequence[int]) -> int:
         return discard(self.db, ids, self.clock())
+
+    # Held changes (a condition failed on them, or they name nobody)
+    def held_changes(
+        self, ids: Sequence[int] | None = None, status: str | None = "open"
+    ) -> list[HeldChange]:
+        with self.db.read() as conn:
+            return held_store.held(conn, ids, status=status, limit=100_000)
+
+    def replay_held(self, ids: Sequence[int] | None = None) -> ReplayResult:
+        """Route held changes again with the configuration as it is now (all open ones when
+        ``ids`` is ``None``); those that still cannot be sent stay held."""
+        delivery = self.require_delivery()
+        return replay_held(self.db, self.config, delivery.planner, ids, self.clock())
+
+    def dismiss_held(self, ids: Sequence[int]) -> int:
+        return dismiss_held(self.db, ids, self.clock())
 
 
 _same_entity = and_(

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -26,20 +25,28 @@ from rich.table import Table
 
 from tidings.api import Tidings
 from tidings.config import DEFAULT_PATH, ENV_VAR, Config
-from tidings.errors import TidingsError
+from tidings.errors import InputError, TidingsError
 from tidings.explain import EventLine, Explanation
+from tidings.limits import check_time
 from tidings.model import CloseResult, IngestStats
+from tidings.notices.compose import PlanStats
 from tidings.sources import Format
+from tidings.terminal import console, literal, styled
 from tidings.window.schedule import local_instant
 from tidings.wording import describe
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# Help texts are printed as written: "[audit] retention_days" is a config key, not markup.
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode=None)
 quarantine_app = typer.Typer(
-    no_args_is_help=False, help="List, replay or discard input that could not be accepted."
+    no_args_is_help=False,
+    help="List, replay or discard input that could not be accepted.",
+    rich_markup_mode=None,
 )
 app.add_typer(quarantine_app, name="quarantine")
-out = Console()
-err = Console(stderr=True)
+# Nothing printed is read as markup: data and providers' replies print literally.
+out = console()
+err = console(stderr=True)
+ID_MAX = 2**63 - 1  # ids are 64-bit: a larger one is refused as an argument, not a crash
 
 ConfigOption = Annotated[
     Path | None,
@@ -68,11 +75,14 @@ def parse_at(text: str | None, cfg: Config, default: datetime) -> datetime:
             cutoff = cfg.window.cutoff_time or time(23, 59, 59)
             return local_instant(day, cutoff, cfg.tz)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=cfg.tz)
+        check_time(moment, "--at")
+    except (ValueError, OverflowError, InputError):
         raise typer.BadParameter(
-            f"{text!r} is not a time; use e.g. 2025-08-06T18:00+01:00 or 2025-08-06"
+            f"{literal(text)!r} is not a time from 1900 to 2199; use e.g. "
+            "2025-08-06T18:00+01:00 or 2025-08-06"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=cfg.tz)
+    return moment
 
 
 @app.command()
@@ -82,15 +92,15 @@ def init(
 ) -> None:
     """Write a commented starter config."""
     if path.exists() and not force:
-        err.print(f"[red]{path} exists[/]; use --force to overwrite it")
+        err.print(styled((f"{path} exists", "red"), "; use --force to overwrite it"))
         raise typer.Exit(2)
     path.write_text(resources.files("tidings").joinpath("starter.toml").read_text("utf-8"))
-    out.print(f"Wrote {path}. Edit the \\[entities] tables to match your data.")
+    out.print(f"Wrote {literal(path)}. Edit the [entities] tables to match your data.")
 
 
 def _progress(*, transient: bool = True) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(),
@@ -107,8 +117,13 @@ def print_ingest(stats: IngestStats, console: Console = out) -> None:
     table.add_row("stale", f"{stats.stale:,}")
     table.add_row("skipped (not events)", f"{stats.skipped:,}")
     style = "bold red" if stats.quarantined else ""
-    table.add_row("quarantined", f"[{style}]{stats.quarantined:,}[/]" if style else "0")
+    table.add_row("quarantined", styled((f"{stats.quarantined:,}", style)))
     console.print(table)
+
+
+def print_missing_fields(stats: IngestStats, console: Console = err) -> None:
+    for missing in stats.missing_fields:
+        console.print(styled(("warning: ", "yellow"), missing.message()))
 
 
 @app.command()
@@ -135,8 +150,9 @@ def ingest(
             files, fmt, on_bytes=lambda origin, size: progress.advance(tasks[origin], size)
         )
     print_ingest(stats)
+    print_missing_fields(stats)
     if stats.quarantined:
-        err.print("Some input was quarantined: see [bold]tidings quarantine[/].")
+        err.print(styled("Some input was quarantined: see ", ("tidings quarantine", "bold"), "."))
         raise typer.Exit(1)
 
 
@@ -166,8 +182,8 @@ def print_close(result: CloseResult, *, title: str, console: Console = out) -> N
 
 def print_digests(result: CloseResult, cfg: Config, limit: int) -> None:
     for digest in result.digests[:limit]:
-        body = "\n".join(line for c in digest.changes for line in describe(c, cfg))
-        out.print(Panel(body, title=f"for {digest.recipient}", expand=False))
+        body = "\n".join(literal(line) for c in digest.changes for line in describe(c, cfg))
+        out.print(Panel(body, title=styled(f"for {digest.recipient}"), expand=False))
     if len(result.digests) > limit:
         out.print(f"... and {len(result.digests) - limit:,} more (use --json for all)")
 
@@ -217,8 +233,38 @@ def close(
                 f"{plan.opted_out:,} digests dropped by opt-outs); "
                 "send them with `tidings dispatch --once` or `tidings run`"
             )
-            for rule, failures in sorted(plan.rule_errors.items()):
-                err.print(f"[yellow]rule {rule!r}: its condition failed on {failures:,} changes[/]")
+            if plan.needs_attention:
+                print_held(plan)
+                raise typer.Exit(1)
+
+
+def print_held(plan: PlanStats, console: Console = err) -> None:
+    """Why some of a close's changes were held for attention instead of sent."""
+    for rule, failures in sorted(plan.rule_errors.items()):
+        console.print(
+            styled(
+                ("warning: ", "yellow"),
+                f"rule {rule!r}: its condition failed to evaluate on {failures:,} "
+                f"{'change' if failures == 1 else 'changes'}",
+            )
+        )
+    if plan.no_recipient:
+        which = "change names" if plan.no_recipient == 1 else "changes name"
+        console.print(
+            styled(
+                ("warning: ", "yellow"),
+                f"{plan.no_recipient:,} {which} nobody: the record's recipient field is empty",
+            )
+        )
+    console.print(
+        styled(
+            f"{plan.held_changes:,} held for attention: fix the config, then ",
+            ("tidings attention replay", "bold"),
+            " (see ",
+            ("tidings attention", "bold"),
+            ").",
+        )
+    )
 
 
 def _record_table(title: str, record: dict[str, Any] | None) -> Table:
@@ -229,7 +275,7 @@ def _record_table(title: str, record: dict[str, Any] | None) -> Table:
         table.add_row("(absent)", "")
     else:
         for name, value in sorted(record.items()):
-            table.add_row(name, repr(value))
+            table.add_row(literal(name), literal(repr(value)))
     return table
 
 
@@ -243,15 +289,17 @@ def _events_table(title: str, lines: tuple[EventLine, ...]) -> Table:
             str(e.seq),
             e.op,
             e.at.isoformat(),
-            data,
+            literal(data),
             e.status,
-            e.origin or "",
+            literal(e.origin or ""),
         )
     return table
 
 
 def print_explanation(ex: Explanation, cfg: Config) -> None:
-    out.print(f"[bold]{ex.ref}[/] as of a window closing at {ex.closes_at.isoformat()}")
+    out.print(
+        styled((str(ex.ref), "bold"), f" as of a window closing at {ex.closes_at.isoformat()}")
+    )
     if ex.history:
         out.print(_events_table("Earlier events (already folded into the baseline)", ex.history))
     last = ex.baseline_window
@@ -274,16 +322,21 @@ def print_explanation(ex: Explanation, cfg: Config) -> None:
     out.print(_record_table("Current state", dict(ex.current) if ex.current else None))
     if not ex.changes:
         out.print(
-            "[bold]Net change: nothing[/] (no event since the baseline changes a field "
-            "that is not ignored)"
+            styled(
+                ("Net change: nothing", "bold"),
+                " (no event since the baseline changes a field that is not ignored)",
+            )
         )
     for recipient, change in ex.changes:
         who = recipient or "nobody (the record names no recipient)"
-        out.print(Panel("\n".join(describe(change, cfg)), title=f"would tell {who}", expand=False))
+        body = "\n".join(literal(line) for line in describe(change, cfg))
+        out.print(Panel(body, title=styled(f"would tell {who}"), expand=False))
     for told in ex.told:
         out.print(
-            f"window {told.window_id} ({told.closes_at.isoformat()}): told "
-            f"{told.recipient} '{told.kind}' about {', '.join(told.fields) or 'it'}"
+            literal(
+                f"window {told.window_id} ({told.closes_at.isoformat()}): told "
+                f"{told.recipient} '{told.kind}' about {', '.join(told.fields) or 'it'}"
+            )
         )
 
 
@@ -315,16 +368,23 @@ def prune(config: ConfigOption = None) -> None:
     out.print(f"Removed {removed:,} events older than {tidings.config.audit.retention_days} days.")
 
 
+ValuesOption = Annotated[
+    bool,
+    typer.Option("--values", help="Also show the rejected values (people's data: off by default)."),
+]
+
+
 @quarantine_app.callback(invoke_without_command=True)
 def quarantine_list(
     ctx: typer.Context,
     show_all: Annotated[
         bool, typer.Option("--all", help="Include replayed and discarded.")
     ] = False,
+    values: ValuesOption = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """List quarantined input (open entries unless --all)."""
+    """List quarantined input (open entries unless --all): where, which field, and why."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = config  # `tidings quarantine --config X show 1` means X for the subcommand
         return
@@ -344,47 +404,77 @@ def quarantine_list(
                     "raw": e.raw,
                     "status": e.status,
                     "received": e.received.isoformat(),
+                    **({"value": e.value} if values else {}),
                 }
                 for e in found
             ]
         )
         return
     table = Table(title=f"Quarantine ({len(found)} {'entries' if show_all else 'open'})")
-    for column in ("id", "from", "record", "field", "reason", "status"):
+    columns = ["id", "from", "record", "field", "reason", *(["value"] if values else []), "status"]
+    for column in columns:
         table.add_column(column)
     for e in found:
-        table.add_row(
-            str(e.id), f"{e.origin}:{e.line}", e.record or "", e.field or "", e.reason, e.status
-        )
+        cells = [str(e.id), literal(f"{e.origin}:{e.line}"), literal(e.record or "")]
+        cells += [literal(e.field or ""), literal(e.reason)]
+        cells += [literal(e.value or "")] if values else []
+        table.add_row(*cells, e.status)
     out.print(table)
     if found and not show_all:
         out.print(
-            "Fix the config and [bold]tidings quarantine replay ID[/], or give a corrected "
-            "line with [bold]--line[/]; [bold]tidings quarantine discard ID[/] drops one."
+            styled(
+                "Fix the config and ",
+                ("tidings quarantine replay ID", "bold"),
+                ", or give a corrected line with ",
+                ("--line", "bold"),
+                "; ",
+                ("tidings quarantine discard ID", "bold"),
+                " drops one.",
+            )
         )
 
 
+EntryId = Annotated[int, typer.Argument(min=1, max=ID_MAX, help="A quarantine entry's id.")]
+EntryIds = Annotated[list[int], typer.Argument(min=1, max=ID_MAX, help="Quarantine entry ids.")]
+
+
 @quarantine_app.command("show")
-def quarantine_show(ctx: typer.Context, entry_id: int, config: ConfigOption = None) -> None:
+def quarantine_show(
+    ctx: typer.Context,
+    entry_id: EntryId,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Write the line's exact bytes (control characters and all)."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
     """Print one quarantined line as it arrived (to fix it and replay it)."""
     with _open(config or ctx.obj) as tidings:
         found = tidings.quarantined(None, 1, ids=[entry_id])
     if not found:
         err.print(f"no quarantine entry {entry_id}")
         raise typer.Exit(2)
-    sys.stdout.write(found[0].raw + "\n")
+    if raw:
+        sys.stdout.buffer.write(found[0].exact + b"\n")
+        return
+    # Control characters spelled out: a line is invalid JSON if it holds any, and printing
+    # them raw would let the input act on the terminal.
+    sys.stdout.write(literal(found[0].raw) + "\n")
 
 
 @quarantine_app.command("replay")
 def quarantine_replay(
     ctx: typer.Context,
-    ids: list[int],
+    ids: EntryIds,
     line: Annotated[
         str | None, typer.Option(help="A corrected line to ingest instead (one id only).")
     ] = None,
+    values: ValuesOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Ingest quarantined lines again; an entry is resolved once its line is accepted."""
+    if line is not None and len(ids) != 1:
+        raise typer.BadParameter("--line replaces one entry: give exactly one id", param_hint="IDS")
     with _open(config or ctx.obj) as tidings:
         outcomes = tidings.replay(ids, None if line is None else line.encode())
     failed = 0
@@ -393,17 +483,18 @@ def quarantine_replay(
             out.print(f"{o.id}: accepted")
         else:
             failed += 1
-            out.print(f"{o.id}: [red]still rejected[/]: {o.reason}")
+            shown = f" (value {o.value})" if values and o.value else ""
+            out.print(styled(f"{o.id}: ", ("still rejected", "red"), f": {o.reason}{shown}"))
     if failed:
         raise typer.Exit(1)
 
 
 @quarantine_app.command("discard")
-def quarantine_discard(ctx: typer.Context, ids: list[int], config: ConfigOption = None) -> None:
+def quarantine_discard(ctx: typer.Context, ids: EntryIds, config: ConfigOption = None) -> None:
     """Mark quarantined lines as deliberately dropped (kept for the record)."""
     with _open(config or ctx.obj) as tidings:
         count = tidings.discard(ids)
-    out.print(f"Discarded {count} entries.")
+    out.print(f"Discarded {count} {'entry' if count == 1 else 'entries'}.")
 
 
 # The delivery commands live in their own module; importing it registers them on ``app``.
@@ -414,5 +505,5 @@ def main() -> None:
     try:
         app()
     except TidingsError as exc:
-        err.print("[bold red]error:[/]", escape(str(exc)), highlight=False)
+        err.print(styled(("error:", "bold red"), " ", str(exc)))
         sys.exit(2)

@@ -11,21 +11,24 @@ from datetime import datetime
 from typing import Annotated, Literal, cast
 
 import typer
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
-from tidings.cli import ConfigOption, _json, _open, app, err, out, print_close
+from tidings.cli import ID_MAX, ConfigOption, _json, _open, app, err, out, print_close, print_held
 from tidings.config import Medium
 from tidings.delivery import serve
 from tidings.notices import preferences
 from tidings.outbox import attention as outbox
 from tidings.outbox.dispatcher import DispatchStats
 from tidings.templates.sample import render_preview
+from tidings.terminal import literal, styled
 
-attention_app = typer.Typer(help="Failed and held notices, and undeliverable addresses.")
+attention_app = typer.Typer(
+    help="What needs a person: failed, held and retrying notices, held changes, bad addresses.",
+    rich_markup_mode=None,
+)
 app.add_typer(attention_app, name="attention")
+NoticeIds = Annotated[list[int], typer.Argument(min=1, max=ID_MAX, help="Notice ids.")]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -41,6 +44,16 @@ def print_dispatch(stats: DispatchStats) -> None:
     table.add_row("failed (see tidings attention)", f"{stats.failed:,}")
     table.add_row("held: address undeliverable", f"{stats.held:,}")
     out.print(table)
+    for channel, reason in sorted(stats.unreachable.items()):
+        err.print(
+            styled(
+                ("error: ", "bold red"),
+                f"channel {channel!r} cannot be reached: {reason}. Its notices wait and are "
+                "retried; see ",
+                ("tidings attention", "bold"),
+                ".",
+            )
+        )
 
 
 @app.command()
@@ -48,11 +61,15 @@ def dispatch(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then stop.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send due notices from the outbox (until stopped, or --once)."""
+    """Send due notices from the outbox (until stopped, or --once). With --once, exits 1 if a
+    channel could not be reached."""
     with _open(config) as tidings:
         delivery = tidings.require_delivery()
         if once:
-            print_dispatch(delivery.dispatch_once())
+            stats = delivery.dispatch_once()
+            print_dispatch(stats)
+            if stats.unreachable:
+                raise typer.Exit(1)
             return
 
         async def until_stopped() -> DispatchStats:
@@ -77,6 +94,8 @@ def run(config: ConfigOption = None) -> None:
             plan = tidings.last_plan()
             if plan is not None:
                 out.print(f"{plan.notices:,} notices written to the outbox ({plan.held:,} held)")
+                if plan.needs_attention:
+                    print_held(plan)
 
         async def service() -> DispatchStats:
             stop = _stop_on_signals()
@@ -123,20 +142,26 @@ def render(
             delivery.templates, tidings.config, template, cast(Medium, medium), entity=entity
         )
     if medium == "email":
-        out.print(Panel(Text(rendered.subject or ""), title="subject", expand=False))
-        out.print(Panel(Text(rendered.text or ""), title="text", expand=False))
-        out.print(Panel(Text(rendered.html or ""), title="html", expand=False))
+        out.print(Panel(_shown(rendered.subject), title="subject", expand=False))
+        out.print(Panel(_shown(rendered.text), title="text", expand=False))
+        out.print(Panel(_shown(rendered.html), title="html", expand=False))
     elif medium == "sms":
-        out.print(Panel(Text(rendered.text or ""), title="sms", expand=False))
+        out.print(Panel(_shown(rendered.text), title="sms", expand=False))
         if rendered.sms is not None:
             out.print(
                 f"{rendered.sms.characters} characters, {rendered.sms.encoding}, "
                 f"{rendered.sms.segments} segment(s)"
             )
     else:
-        out.print(Panel(Text(rendered.body or ""), title=Text(rendered.title or ""), expand=False))
+        title = styled(rendered.title or "")
+        out.print(Panel(_shown(rendered.body), title=title, expand=False))
     for warning in rendered.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(styled(("warning: ", "yellow"), warning))
+
+
+def _shown(text: str | None) -> str:
+    """A rendered text with its line breaks kept and any other control character spelled out."""
+    return "\n".join(literal(line) for line in (text or "").split("\n"))
 
 
 @app.command()
@@ -178,7 +203,7 @@ def prefs(
     if as_json:
         _json([p.to_json() for p in stored.values()])
         return
-    table = Table(title=f"Preferences of {recipient}")
+    table = Table(title=literal(f"Preferences of {recipient}"))
     for column in ("category", "critical", "frequency", "channels opted out of"):
         table.add_column(column)
     for name, spec in sorted(cfg.categories.items()):
@@ -197,8 +222,12 @@ def prefs(
 def inbox(
     recipient: str,
     show_all: Annotated[bool, typer.Option("--all", help="Include archived.")] = False,
-    read: Annotated[list[int] | None, typer.Option("--read", help="Mark read.")] = None,
-    archive: Annotated[list[int] | None, typer.Option("--archive", help="Archive.")] = None,
+    read: Annotated[
+        list[int] | None, typer.Option("--read", min=1, max=ID_MAX, help="Mark read.")
+    ] = None,
+    archive: Annotated[
+        list[int] | None, typer.Option("--archive", min=1, max=ID_MAX, help="Archive.")
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -217,13 +246,13 @@ def inbox(
         _json([m.to_json() for m in messages])
         return
     if not messages:
-        out.print(f"The inbox of {recipient} is empty.")
+        out.print(literal(f"The inbox of {recipient} is empty."))
     for m in messages:
-        marker = "[bold]●[/] " if m.state == "unread" else ""
+        marker = ("● ", "bold") if m.state == "unread" else ""
         out.print(
             Panel(
-                escape(m.body),
-                title=f"{marker}#{m.id} {escape(m.title)}",
+                _shown(m.body),
+                title=styled(marker, f"#{m.id} {m.title}"),
                 subtitle=m.state,
                 expand=False,
             )
@@ -234,47 +263,108 @@ def inbox(
 def attention_list(
     ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None
 ) -> None:
-    """List failed and held notices, and undeliverable addresses."""
+    """List what needs attention: failed and held notices, notices waiting to be retried
+    (with the last error and the next attempt), changes held back from a close, and
+    undeliverable addresses."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = config
         return
     with _open(config) as tidings:
         tidings.require_delivery()
         items = outbox.attention(tidings.db)
+        waiting = outbox.retrying(tidings.db)
+        held = tidings.held_changes()
         bad = outbox.undeliverable_addresses(tidings.db)
+        quarantined = len(tidings.quarantined("open"))
     if as_json:
         _json(
             {
                 "notices": [n.to_json() for n in items],
+                "retrying": [n.to_json() for n in waiting],
+                "held_changes": [h.to_json() for h in held],
                 "undeliverable": [
                     {"address": a, "channel": c, "reason": r, "since": s.isoformat()}
                     for a, c, r, s in bad
                 ],
+                "quarantined": quarantined,
             }
         )
         return
-    table = Table(title=f"{len(items):,} notices need attention")
+    table = Table(title=f"{len(items):,} {_noun(len(items), 'notice')} need attention")
     for column in ("id", "recipient", "channel", "status", "attempts", "reason"):
         table.add_column(column)
     for n in items:
-        table.add_row(str(n.id), n.recipient, n.channel, n.status, str(n.attempts), n.reason or "")
+        table.add_row(
+            str(n.id),
+            literal(n.recipient),
+            n.channel,
+            n.status,
+            str(n.attempts),
+            literal(n.reason or ""),
+        )
     out.print(table)
+    if waiting:
+        retries = Table(title=f"{len(waiting):,} {_noun(len(waiting), 'notice')} to retry")
+        for column in ("id", "recipient", "channel", "attempts", "next attempt", "last error"):
+            retries.add_column(column)
+        for n in waiting:
+            due = "" if n.due is None else n.due.isoformat(timespec="seconds")
+            retries.add_row(
+                str(n.id),
+                literal(n.recipient),
+                n.channel,
+                str(n.attempts),
+                due,
+                literal(n.reason or ""),
+            )
+        out.print(retries)
+    if held:
+        changes = Table(title=f"{len(held):,} {_noun(len(held), 'change')} held back from a close")
+        for column in ("id", "record", "recipient", "why"):
+            changes.add_column(column)
+        for h in held:
+            record = f"{h.source}/{h.entity}/{h.key}"
+            changes.add_row(
+                str(h.id), literal(record), literal(h.recipient or ""), literal(h.reason)
+            )
+        out.print(changes)
+        out.print(
+            styled(
+                "Fix the config, then ",
+                ("tidings attention replay", "bold"),
+                " sends them; ",
+                ("tidings attention dismiss ID", "bold"),
+                " drops one.",
+            )
+        )
     if bad:
         addresses = Table(title="Undeliverable addresses")
         for column in ("address", "channel", "since", "reason"):
             addresses.add_column(column)
         for address, channel, reason, since in bad:
-            addresses.add_row(address, channel, since.isoformat(), reason)
+            addresses.add_row(literal(address), channel, since.isoformat(), literal(reason))
         out.print(addresses)
+    if quarantined:
+        out.print(
+            styled(
+                f"{quarantined:,} input {_noun(quarantined, 'line')} in quarantine: see ",
+                ("tidings quarantine", "bold"),
+                ".",
+            )
+        )
+
+
+def _noun(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 @attention_app.command("retry")
-def attention_retry(ctx: typer.Context, ids: list[int], config: ConfigOption = None) -> None:
+def attention_retry(ctx: typer.Context, ids: NoticeIds, config: ConfigOption = None) -> None:
     """Send failed or held notices again now."""
     with _open(config or ctx.obj) as tidings:
         tidings.require_delivery()
         count = outbox.retry(tidings.db, ids, tidings.clock())
-    out.print(f"{count:,} notices queued again.")
+    out.print(f"{count:,} {_noun(count, 'notice')} queued again.")
 
 
 @attention_app.command("forget")
@@ -283,7 +373,41 @@ def attention_forget(ctx: typer.Context, address: str, config: ConfigOption = No
     with _open(config or ctx.obj) as tidings:
         tidings.require_delivery()
         count = outbox.forget(tidings.db, address, tidings.clock())
-    out.print(f"Address cleared; {count:,} held notices released.")
+    out.print(f"Address cleared; {count:,} held {_noun(count, 'notice')} released.")
+
+
+HeldIds = Annotated[
+    list[int] | None,
+    typer.Argument(min=1, max=ID_MAX, help="Held change ids (default: every open one)."),
+]
+
+
+@attention_app.command("replay")
+def attention_replay(ctx: typer.Context, ids: HeldIds = None, config: ConfigOption = None) -> None:
+    """Route held changes again with the config as it is now, and write their notices.
+    Exits 1 if some still cannot be sent."""
+    with _open(config or ctx.obj) as tidings:
+        result = tidings.replay_held(ids or None)
+    out.print(
+        f"{len(result.replayed):,} held {_noun(len(result.replayed), 'change')} replayed, "
+        f"{result.notices:,} {_noun(result.notices, 'notice')} written to the outbox."
+    )
+    for held_id, reason in result.still_held:
+        err.print(styled(f"{held_id}: ", ("still held", "red"), f": {reason}"))
+    if result.still_held:
+        raise typer.Exit(1)
+
+
+@attention_app.command("dismiss")
+def attention_dismiss(
+    ctx: typer.Context,
+    ids: Annotated[list[int], typer.Argument(min=1, max=ID_MAX, help="Held change ids.")],
+    config: ConfigOption = None,
+) -> None:
+    """Decide that held changes are not to be sent (kept for the record)."""
+    with _open(config or ctx.obj) as tidings:
+        count = tidings.dismiss_held(ids)
+    out.print(f"{count:,} held {_noun(count, 'change')} dismissed.")
 
 
 @app.command()
@@ -299,7 +423,7 @@ def notices(
     if as_json:
         _json([n.to_json() for n in items])
         return
-    table = Table(title=f"Notices for {recipient}")
+    table = Table(title=literal(f"Notices for {recipient}"))
     for column in ("id", "created", "channel", "status", "subject", "outcome"):
         table.add_column(column)
     for n in items:
@@ -308,7 +432,7 @@ def notices(
             n.created.isoformat(timespec="minutes"),
             n.channel,
             n.status,
-            n.subject or "",
-            " ".join(x for x in (n.outcome, n.reason) if x),
+            literal(n.subject or ""),
+            literal(" ".join(x for x in (n.outcome, n.reason) if x)),
         )
     out.print(table)

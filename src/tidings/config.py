@@ -464,7 +464,8 @@ def parse_config(
     url = config.store.url
     if base_dir is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
-        if rel and rel != ":memory:":
+        # A SQLite URI filename (file:...?mode=ro&uri=true) is the user's to spell.
+        if rel and rel != ":memory:" and not rel.startswith("file:"):
             url = f"sqlite:///{(base_dir / rel).resolve()}"
             config = config.model_copy(update={"store": StoreConfig(url=url)})
     if base_dir is not None and config.templates and not Path(config.templates).is_absolute():

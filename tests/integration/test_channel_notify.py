@@ -27,7 +27,6 @@ from tidings.channels.notify import (
     NotifyReceipt,
     NotifySender,
     parse_callback,
-    parse_retry_after,
     verify_callback_token,
 )
 from tidings.config import NotifyChannel
@@ -414,23 +413,6 @@ def test_sending_after_aclose_is_a_programming_error(notify: FakeNotify) -> None
 
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(run())
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("junk", None),
-        ("12.5", 12.5),
-        ("-3", 0.0),
-        ("Wed, 06 Aug 2025 17:02:00 GMT", 120.0),
-        ("Wed, 06 Aug 2025 16:00:00 GMT", 0.0),
-    ],
-)
-def test_parse_retry_after(header: str | None, expected: float | None) -> None:
-    now = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
-    assert parse_retry_after(header, now) == expected
 
 
 # --- delivery receipts ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from tidings.channels.base import (
     RateLimited,
     TransientFailure,
 )
-from tidings.channels.webhook import WebhookSender, parse_retry_after, sign, verify
+from tidings.channels.webhook import WebhookSender, sign, verify
 from tidings.config import WebhookChannel
 from tidings.errors import ConfigError
 
@@ -247,18 +247,6 @@ def test_slow_server_times_out_as_transient(receiver: Receiver) -> None:
     outcome = send_one(receiver.url, timeout=0.2)
     assert outcome == TransientFailure("the webhook did not answer within 0.2s")
     assert len(receiver.requests) == 1  # one attempt: retrying is the dispatcher's job
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("0", now=NOW) == 0.0
-    assert parse_retry_after(" 2.5 ", now=NOW) == 2.5
-    assert parse_retry_after("-1", now=NOW) is None
-    assert parse_retry_after("nan", now=NOW) is None
-    assert parse_retry_after("", now=NOW) is None
-    assert parse_retry_after(None, now=NOW) is None
-    assert parse_retry_after("Thu, 31 Jul 2025 22:15:00 GMT", now=NOW) == 100.0
-    past = format_datetime(datetime.fromtimestamp(NOW - 60, UTC), usegmt=True)
-    assert parse_retry_after(past, now=NOW) == 0.0
 
 
 # --- configuration and secrecy ----------------------------------------------------------------

@@ -9,7 +9,6 @@ import asyncio
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -25,7 +24,6 @@ from tidings.channels.base import (
     Message,
     Outcome,
     RateLimited,
-    parse_retry_after,
 )
 from tidings.delivery import serve
 from tidings.outbox import attention
@@ -183,19 +181,6 @@ def test_rate_limits_have_a_budget_after_which_the_notice_needs_attention(
     assert all(r.attempts == 0 and r.rate_limits == 4 for r in rows.values())
     assert {n.id for n in attention.attention(app.db)} == {r.id for r in rows.values()}
     app.db.dispose()
-
-
-def test_an_http_date_retry_after_is_honoured_and_garbage_is_the_default() -> None:
-    now = datetime(2025, 7, 31, 22, 13, 20, tzinfo=UTC).timestamp()
-    later = format_datetime(datetime(2025, 7, 31, 22, 15, tzinfo=UTC), usegmt=True)
-    assert parse_retry_after(later, now=now) == 100.0
-    assert parse_retry_after("Thu, 31 Jul 2025 22:15:00 -0000", now=now) == 100.0
-    assert parse_retry_after("Mon, 01 Jan 1900 00:00:00 GMT", now=now) == 0.0
-    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=now) == 10.0**9
-    for garbage in ("soon", "-1", "nan", "inf", "1e400", "9" * 5000, "", "   ", None):
-        assert parse_retry_after(garbage, now=now) is None
-    assert parse_retry_after("1000000000000", now=now) == 10.0**9
-    assert parse_retry_after(" 2.5 ", now=now) == 2.5
 
 
 # --- one notice's trouble is its own ----------------------------------------------------------

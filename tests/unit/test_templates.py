@@ -379,7 +379,7 @@ def test_the_default_sms_and_inapp_are_short_and_plain() -> None:
 # --- escaping ----------------------------------------------------------------------------------
 
 
-def test_html_is_autoescaped_and_text_parts_are_not(tmp_path: Path) -> None:
+def test_html_is_autoescaped_and_tags_from_data_are_dropped_everywhere(tmp_path: Path) -> None:
     config = user_templates(
         tmp_path,
         {
@@ -398,30 +398,36 @@ def test_html_is_autoescaped_and_text_parts_are_not(tmp_path: Path) -> None:
         [rule("echo", ["mail", "text", "app"])],
     )
     templates = TemplateSet.load(config, tmp_path)
-    value = "<b>Tom & Jerry</b>"
-    items = [updated({"site": ("Leeds", value)})]
+    # A tag from data is dropped (its text stays); a line break from data becomes a space;
+    # what is left is escaped in HTML and shown as it is in plain text.
+    items = [updated({"site": ("Leeds", "<b>Tom & Jerry</b>\r\n<3")})]
+    shown = "Tom & Jerry <3"
 
     email = templates.render("echo", "email", context(config, items))
-    assert email.subject == value
-    assert email.text == value
-    assert email.html == (
-        "<title>&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;</title><p>&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;</p>"
-    )
-    assert templates.render("echo", "sms", context(config, items, "sms")).text == value
+    assert email.subject == shown
+    assert email.text == shown
+    assert email.html == "<title>Tom &amp; Jerry &lt;3</title><p>Tom &amp; Jerry &lt;3</p>"
+    assert templates.render("echo", "sms", context(config, items, "sms")).text == shown
     inapp = templates.render("echo", "inapp", context(config, items, "inapp"))
-    assert (inapp.title, inapp.body) == (value, value)
+    assert (inapp.title, inapp.body) == (shown, shown)
 
 
-def test_the_default_html_escapes_values() -> None:
+def test_the_default_templates_escape_values_and_drop_markup_from_data() -> None:
     config = make_config()
-    items = [updated({"site": ("Leeds", "<b>Tom & Jerry</b>")})]
-    email = TemplateSet.load(config).render("default", "email", context(config, items))
+    hostile = "<script>alert(1)</script>Tom & Jerry <3\u001b[2J\nSubject: x"
+    items = [updated({"site": ("Leeds", hostile)})]
+    templates = TemplateSet.load(config)
+    email = templates.render("default", "email", context(config, items))
 
     assert email.html is not None
-    assert "<b>Tom" not in email.html
-    assert "&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;" in email.html
+    assert "<script" not in email.html
+    assert "Tom &amp; Jerry &lt;3" in email.html
     assert email.text is not None
-    assert "Site changed from Leeds to <b>Tom & Jerry</b>." in email.text
+    assert "Site changed from Leeds to alert(1)Tom & Jerry <3 [2J Subject: x." in email.text
+    assert "\x1b" not in email.text
+    inapp = templates.render("default", "inapp", context(config, items, "inapp"))
+    assert "<script" not in (inapp.body or "")
+    assert "\r" not in (inapp.body or "")
 
 
 def test_a_subject_is_one_line(tmp_path: Path) -> None:

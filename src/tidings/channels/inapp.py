@@ -84,6 +84,10 @@ class InAppInbox:
 
     def mark(self, recipient: str, message_id: int, state: State) -> None:
         """Mark one of ``recipient``'s messages read, unread or archived."""
+        if not 1 <= message_id < 2**63:
+            raise InputError(
+                "no such message in this recipient's inbox", field="id", record=str(message_id)
+            )
         with self._db.write() as conn:
             result = conn.execute(
                 update(inbox)

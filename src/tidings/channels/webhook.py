@@ -98,7 +98,9 @@ def verify(
     """True if the signature is right for this body and timestamp, and the timestamp is
     within ``tolerance`` seconds of ``now`` (either side, allowing for clock skew)."""
     text = timestamp_header.strip()
-    if not (text.isascii() and text.isdigit()):
+    # Unix seconds have 10 digits for centuries yet; a long run of digits is an attack (and
+    # int() of thousands of digits is slow, then refused), never a timestamp.
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
         return False
     timestamp = int(text)
     if abs(now - timestamp) > tolerance:

@@ -42,9 +42,17 @@ from tidings.notices.rendering import (
     render_jobs,
 )
 from tidings.rules import RuleBook
+from tidings.store import held as held_store
 from tidings.store.bulk import insert_rows
 from tidings.store.codec import dumps, loads, to_us
-from tidings.store.schema import HELD, PENDING, deferred_items
+from tidings.store.held import Hold
+from tidings.store.schema import (
+    HELD,
+    HELD_CONDITION,
+    HELD_NO_RECIPIENT,
+    PENDING,
+    deferred_items,
+)
 from tidings.workers import default_workers, worker_pool
 
 
@@ -56,6 +64,16 @@ class PlanStats:
     opted_out: int = 0
     released: int = 0
     rule_errors: Mapping[str, int] = field(default_factory=dict)
+    # Changes held for attention (``tidings attention``): a condition failed on them, or they
+    # name nobody although rules send changes of their type.
+    held_changes: int = 0
+    no_recipient: int = 0
+    # With ``record_holds=False`` (a replay): the changes that could not be routed, as holds.
+    unrouted: tuple[Hold, ...] = ()
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.held_changes)
 
 
 @dataclass
@@ -160,48 +178,74 @@ class NoticePlanner:
         self,
         conn: Connection,
         *,
-        window_id: int,
+        window_id: int | None,
         closes_at: datetime,
         now: datetime,
         addressed: Sequence[tuple[str, NoticeItem]],
         changed_people: Iterable[str] = (),
         prompt_until: datetime | None = None,
+        unaddressed: Sequence[NoticeItem] = (),
+        window_key: str | None = None,
+        record_holds: bool = True,
     ) -> PlanStats:
         """Write this close's notices. ``prompt_until``: a prompt close, whose changes that no
-        prompt rule sends are deferred to the daily digest at that time."""
+        prompt rule sends are deferred to the daily digest at that time. ``unaddressed``: the
+        changes whose record names nobody. ``window_key`` (a replay of held changes) keys the
+        notices instead of the close time, and such a replay hands back what it could not
+        route (``record_holds=False``) rather than holding it again."""
         with self._render_pool(len(addressed)) as pool:
             if pool is not None:
                 pool.submit(int)  # start the worker now: its initializer loads templates
             return self._plan(
-                conn, window_id, closes_at, now, addressed, changed_people, prompt_until, pool
+                conn,
+                window_id,
+                closes_at,
+                now,
+                addressed,
+                changed_people,
+                prompt_until,
+                pool,
+                unaddressed=unaddressed,
+                window_key=window_key,
+                record_holds=record_holds,
             )
 
     def _plan(
         self,
         conn: Connection,
-        window_id: int,
+        window_id: int | None,
         closes_at: datetime,
         now: datetime,
         addressed: Sequence[tuple[str, NoticeItem]],
         changed_people: Iterable[str],
         prompt_until: datetime | None,
         pool: Executor | None,
+        *,
+        unaddressed: Sequence[NoticeItem],
+        window_key: str | None,
+        record_holds: bool,
     ) -> PlanStats:
         local = closes_at.astimezone(self._config.tz)
         today = local.date()
         self._rules.errors.clear()
-        groups = self._route(conn, addressed, today, prompt_until is not None)
+        groups, holds = self._route(conn, addressed, today, prompt_until is not None)
+        nobody = [
+            self._nobody(item) for item in unaddressed if self._rules.covers(item.change.ref.entity)
+        ]
+        holds.extend(nobody)
+        if record_holds:
+            held_store.hold(conn, window_id, holds, to_us(now))
         waiting = 0
         if prompt_until is not None:
             daily = {k: g for k, g in groups.items() if g.daily}
             groups = {k: g for k, g in groups.items() if not g.daily}
             waiting = self._defer(conn, daily.values(), prompt_until, now)
-        else:
+        elif window_key is None:
             self._merge_due(conn, groups, closes_at)
         prefs = Preferences.load(conn, self._config, {g.recipient for g in groups.values()})
         groups, deferred, opted_out = self._apply_preferences(conn, groups, prefs, local, now)
         deferred += waiting
-        window = str(to_us(closes_at))
+        window = window_key or str(to_us(closes_at))
         notices = held = 0
         # Written a run at a time as they are rendered: only a few runs of rendered text are
         # ever in memory (all of them at once took 0.4 GB for 100,000 emails).
@@ -219,6 +263,23 @@ class NoticePlanner:
             opted_out=opted_out,
             released=released,
             rule_errors=dict(self._rules.errors),
+            held_changes=len(holds) if record_holds else 0,
+            no_recipient=len(nobody),
+            unrouted=() if record_holds else tuple(holds),
+        )
+
+    def _nobody(self, item: NoticeItem) -> Hold:
+        ref = item.change.ref
+        field = self._config.entities[ref.entity].recipient
+        return Hold(
+            HELD_NO_RECIPIENT,
+            None,
+            None,
+            ref.source,
+            ref.entity,
+            ref.key,
+            dumps(item_to_json(item)),
+            f"the record names nobody: its recipient field {field!r} is empty or missing",
         )
 
     # Step 1
@@ -228,13 +289,31 @@ class NoticePlanner:
         addressed: Sequence[tuple[str, NoticeItem]],
         today: date,
         prompt: bool,
-    ) -> dict[_Key, _Group]:
+    ) -> tuple[dict[_Key, _Group], list[Hold]]:
         """Groups by recipient, channel, category, and (in a prompt close) whether only daily
-        rules send it, so it waits for the daily digest."""
+        rules send it, so it waits for the daily digest; and the changes a condition could not
+        decide, to hold."""
         groups: dict[_Key, _Group] = {}
+        holds: list[Hold] = []
         contact_indexes: dict[ContactsConfig, dict[str, list[Person]]] = {}
         for recipient, item in addressed:
-            matched = self._rules.matching(item, recipient, today)
+            routing = self._rules.route(item, recipient, today)
+            if routing.failure is not None:
+                ref = item.change.ref
+                holds.append(
+                    Hold(
+                        HELD_CONDITION,
+                        routing.failed_rule,
+                        recipient,
+                        ref.source,
+                        ref.entity,
+                        ref.key,
+                        dumps(item_to_json(item)),
+                        f"rule {routing.failed_rule!r}: {routing.failure}",
+                    )
+                )
+                continue
+            matched = routing.rules
             # A channel a prompt rule already sends this change on is not told again daily.
             sent_now = {c for r in matched if prompt and r.prompt for c in r.channels}
             for rule in matched:
@@ -249,7 +328,7 @@ class NoticePlanner:
                     ).add(item)
                 if rule.contacts is not None:
                     self._route_contacts(groups, conn, contact_indexes, rule, index, item, daily)
-        return groups
+        return groups, holds
 
     def _defer(
         self, conn: Connection, groups: Iterable[_Group], until: datetime, now: datetime
@@ -386,7 +465,7 @@ class NoticePlanner:
         self,
         conn: Connection,
         groups: Mapping[tuple[str, str, bool], _Group],
-        window_id: int,
+        window_id: int | None,
         window: str,
         closes_at: datetime,
         today: date,
@@ -433,7 +512,7 @@ class NoticePlanner:
         rendered: Sequence[Parts | str],
         addresses: Mapping[str, str | None],
         bounced: Mapping[str, str],
-        window_id: int,
+        window_id: int | None,
         window: str,
         closes: str,
         created: int,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from tidings.config import ContactsConfig, PeopleConfig
 from tidings.store.codec import loads
 from tidings.store.lookups import CHUNK, param_mark
+from tidings.templates.formatting import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +41,12 @@ def person_from(
 ) -> Person:
     if not record:
         return Person(recipient, None, None, None)
-    name = " ".join(t for t in (_text(record.get(f)) for f in people.name) if t) or None
+    # A name is printed inside messages: it gets the same care as any value from data.
+    joined = one_line(" ".join(t for t in (_text(record.get(f)) for f in people.name) if t))
+    name = joined.strip() or None
     return Person(
         recipient,
-        name,
+        name or None,
         _text(record.get(people.email)) if people.email else None,
         _text(record.get(people.mobile)) if people.mobile else None,
     )

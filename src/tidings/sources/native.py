@@ -60,6 +60,8 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent:
             "expected one of upsert, patch, delete, load", field="op", value=excerpt(op_text)
         )
     seq = record.get("seq")
+    if seq is None:
+        raise InputError("is missing; give each event its sequence number", field="seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise InputError("expected an integer", field="seq", value=excerpt(seq))
     at = parse_at(record.get("at"))

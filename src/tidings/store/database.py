@@ -38,6 +38,9 @@ T = TypeVar("T")
 def _sqlite_engine(url: str) -> Engine:
     # The default pool keeps connections open: closing the last one checkpoints the WAL.
     engine = create_engine(url, hide_parameters=True)
+    # ``?timeout=SECONDS`` in the URL (SQLAlchemy's own option) sets how long a writer waits
+    # for another one's lock; 30 s otherwise.
+    own_timeout = "timeout" in make_url(url).query
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -49,7 +52,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA page_size=16384")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        if not own_timeout:
+            cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         # Memory-mapped reads: the close's scans read pages without copying them (1 GiB of
@@ -115,7 +119,7 @@ class Database:
                         )
                     yield conn
         except Exception as exc:
-            if not _is_database_error(exc):
+            if not _is_database_error(exc) and not isinstance(exc, OverflowError):
                 raise
             raise store_error("database read failed", exc) from exc
 

@@ -4,12 +4,18 @@ Dates read ``6 August 2025``; datetimes ``6 August 2025 at 14:30`` in the config
 booleans ``Yes``/``No``; a missing value ``not set``. Month names are spelled out here rather
 than taken from ``strftime`` so the words never depend on the host's locale.
 
+Text from data is made fit for any message (``one_line``): line breaks and other control
+characters become spaces (a value is a phrase inside a sentence; a raw CR/LF would break the
+plain-text layout, and a template's subject line), and HTML tags are dropped, leaving their
+text (a plain-text email or an in-app body may be shown by a client that renders HTML).
+
 Parsed dates are cached: a close formats the same few dates for thousands of people.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
@@ -70,12 +76,29 @@ def _iso_datetime_text(text: str, tz: tzinfo, with_time: bool = True) -> str:
     return moment_text(moment, tz)
 
 
+_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z!?][^<>]*>", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` as a phrase fit for any message: no control characters, no HTML tags."""
+    if not text.isprintable():
+        text = " ".join(_CONTROL.sub(" ", text).split())
+    if "<" in text:
+        for _ in range(10):  # "<scr<script>ipt>" loses one layer at a time
+            stripped = _TAG.sub("", text)
+            if stripped == text:
+                break
+            text = stripped
+    return text
+
+
 def _plain(value: JSONValue) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+        return one_line(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return one_line(str(value))
 
 
 def format_date(value: Any, tz: tzinfo) -> str:
@@ -140,7 +163,7 @@ def formatter_for(kind: FieldType | None, tz: tzinfo) -> Formatter:
 
     def plain(value: JSONValue) -> str:
         if type(value) is str:
-            return value or NOT_SET
+            return one_line(value) or NOT_SET
         return NOT_SET if value is None else _plain(value)
 
     return plain

@@ -78,6 +78,8 @@ class _Tally:
     changed_people: list[str] = field(default_factory=list)
     # A worker's addressed changes, encoded as stored: cheap to send back, and to write.
     encoded: list[EncodedChange] = field(default_factory=list)
+    # Only when notices are planned: changes whose record names nobody, to hold for attention.
+    nobody: list[NoticeItem] = field(default_factory=list)
 
     def merged(self, other: _Tally) -> _Tally:
         return _Tally(
@@ -92,6 +94,7 @@ class _Tally:
             self.items + other.items,
             self.changed_people + other.changed_people,
             self.encoded + other.encoded,
+            self.nobody + other.nobody,
         )
 
     def stats(self) -> CloseStats:
@@ -263,6 +266,7 @@ class WindowCloser:
                     addressed=tally.items,
                     changed_people=tally.changed_people,
                     prompt_until=next_daily if prompt is not None else None,
+                    unaddressed=tally.nobody,
                 )
         if on_progress is not None:
             on_progress(tally.entities, total)
@@ -459,6 +463,8 @@ class WindowCloser:
             for recipient, change in addressed:
                 if recipient is None:
                     tally.unaddressed += 1
+                    if with_items:
+                        tally.nobody.append(NoticeItem(change, folded.baseline, folded.current))
                 else:
                     tally.addressed.append((recipient, change))
             # Events the fold overtook (here, or waiting for a later window) can never apply.
