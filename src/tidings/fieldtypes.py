@@ -112,6 +112,10 @@ def _decimal(value: Any) -> JSONValue:
         if not INT_MIN <= value <= INT_MAX:
             raise BadValue("is outside the 64-bit integer range; send it as a string", value)
         return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 2**64:
+        # JSON's reader keeps whole numbers this large only approximately: refuse rather than
+        # store a rounded amount.
+        raise BadValue("is too large to read exactly as a number; send it as a string", value)
     try:
         number = Decimal(str(value).strip()) if isinstance(value, str | float) else None
     except InvalidOperation:

@@ -65,6 +65,7 @@ def test_decimal_representations_of_one_value_are_equal() -> None:
         ("1e-5000000", "has an exponent of -5,000,000; it must lie within ±100"),
         ("1" * 101, "has 101 significant digits; at most 100 are allowed"),
         (2**64, "is outside the 64-bit integer range; send it as a string"),
+        (1.2345678901234568e29, "is too large to read exactly as a number; send it as a string"),
     ],
 )
 def test_decimal_rejects_non_numbers_and_absurd_sizes(raw: Any, message: str) -> None:
