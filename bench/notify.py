@@ -1,6 +1,6 @@
 """Benchmark: render and enqueue 100,000 digests, then deliver 20,000 emails over SMTP.
 
-1. Render + enqueue: the notice planner (rules, preferences, addresses, the built-in
+1. Render + enqueue: the notice composer (rules, preferences, addresses, the built-in
    ``default`` email template: subject, text and HTML, and the outbox insert) for 100,000
    recipients with one two-field change each, in one transaction. Baseline in the same run:
    a plain (unsandboxed) Jinja2 template of the same shape rendered 100,000 times and the rows
@@ -90,14 +90,14 @@ BASELINE_HTML = """<html lang="en"><body><h1>Changes to your records</h1><ul>
 
 def _write_people(db_url: str, count: int) -> None:
     """Person records straight into the ledger as baselines: set-up, not measured."""
-    from tidings.store.database import open_database
+    from tidings.model import EntityRef
+    from tidings.store import open_store
 
-    db = open_database(db_url)
-    rows = [
+    store = open_store(db_url)
+    refs = [EntityRef("hr", "Person", f"T{n:06d}") for n in range(count)]
+    baselines = [
         (
-            "hr",
-            "Person",
-            f"T{n:06d}",
+            ref,
             json.dumps(
                 {
                     "forenames": "Sam",
@@ -108,15 +108,12 @@ def _write_people(db_url: str, count: int) -> None:
             1,
             0,
         )
-        for n in range(count)
+        for n, ref in enumerate(refs)
     ]
-    with db.write() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO entities (source, entity, key, baseline, seq, dirty) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    db.dispose()
+    with store.write() as tx:
+        tx.events.mark_dirty(refs)
+        tx.ledger.apply_baselines(baselines, tx.ledger.open_window(0, 0))
+    store.dispose()
 
 
 def _items(count: int) -> list[tuple[str, Any]]:
@@ -145,37 +142,22 @@ def _app(config_path: Path) -> Any:
 
 
 def phase_render(config_path: Path, count: int) -> dict[str, float]:
-    from tidings.store.bulk import paused_gc
-    from tidings.store.schema import windows
+    from tidings.workers import paused_gc
 
     app = _app(config_path)
     _write_people(app.config.store.url, count)
     items = _items(count)
-    planner = app.require_delivery().planner
-    with app.db.write() as conn:
-        window_id = conn.execute(
-            windows.insert()
-            .values(
-                closes_at_us=0,
-                closed_us=0,
-                entities=0,
-                events_folded=0,
-                events_stale=0,
-                net_changes=0,
-                vanished=0,
-                unaddressed=0,
-                digests=0,
-            )
-            .returning(windows.c.id)
-        ).scalar_one()
+    composer = app.require_delivery().composer
+    with app.store.write() as tx:
+        window_id = tx.ledger.open_window(0, 0)
         started = time.perf_counter()
-        with paused_gc() as pause:  # as inside a window close, which plans the notices
+        with paused_gc() as pause:  # as inside a window close, which composes the notices
             pause.large = True
-            stats = planner.plan(
-                conn, window_id=window_id, closes_at=CLOSES_AT, now=CLOSES_AT, addressed=items
+            stats = composer.compose(
+                tx, window_id=window_id, closes_at=CLOSES_AT, now=CLOSES_AT, addressed=items
             )
         seconds = time.perf_counter() - started
-    app.db.dispose()
+    app.store.dispose()
     return {"seconds": seconds, "notices": stats.notices, "peak_mb": peak_mb(workers=1)}
 
 
@@ -234,7 +216,7 @@ def phase_deliver(config_path: Path, count: int) -> dict[str, float]:
     started = time.perf_counter()
     stats = asyncio.run(drain())
     seconds = time.perf_counter() - started
-    app.db.dispose()
+    app.store.dispose()
     return {"seconds": seconds, "delivered": stats.delivered, "peak_mb": peak_mb()}
 
 
@@ -259,7 +241,7 @@ def phase_deliver_baseline(port: int, count: int) -> dict[str, float]:
 @contextmanager
 def smtp_server(save_dir: Path | None = None) -> Iterator[int]:
     """The local aiosmtpd server in its own process (it prints its port first)."""
-    command = [sys.executable, "-m", "tidings.channels.devsmtp", "--port", "0"]
+    command = [sys.executable, "-m", "tidings.demo.smtp_server", "--port", "0"]
     if save_dir is not None:
         command += ["--save-dir", str(save_dir)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from tests.pgserver import ensure_postgres
 from tidings.api import Tidings
 from tidings.config import Config, parse_config
+from tidings.store import forget_memory_store
 
 PLACEMENT_CONFIG: dict[str, Any] = {
     "timezone": "Europe/London",
@@ -66,8 +67,22 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every behavioural test runs on each store: in memory, SQLite and PostgreSQL."""
+    if request.param == "memory":
+        url = f"memory://test-{uuid.uuid4().hex}"
+        yield url
+        forget_memory_store(url)
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tidings.db'}"
+    else:
+        yield str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """For what only a database does: migrations, constraints, worker processes, SIGKILL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tidings.db'}"
     return str(request.getfixturevalue("pg_url"))
@@ -104,7 +119,7 @@ def make_app(store_url: str, clock: FakeClock) -> Iterator[Callable[..., Tidings
 
     yield build
     for app in apps:
-        app.db.dispose()
+        app.store.dispose()
 
 
 @pytest.fixture

@@ -16,25 +16,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import and_, delete, func, or_, select
-
-from tidings.channels.base import Channel
 from tidings.config import DEFAULT_PATH, ENV_VAR, Config, load_config, parse_duration
 from tidings.delivery import Delivery
 from tidings.errors import ConfigError, InputError
 from tidings.explain import Explanation, explain
 from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
-from tidings.ingest.validate import Prepared, prepare
+from tidings.ingest.validate import Prepared, prepared
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
-from tidings.notices.compose import PlanStats
+from tidings.notices.composer import NoticeStats
 from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
+from tidings.outbox.channel import Channel
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.sources import Format
-from tidings.store import held as held_store
+from tidings.store import Store, open_store
 from tidings.store.codec import to_us
-from tidings.store.database import Database, open_database
-from tidings.store.held import HeldChange
-from tidings.store.schema import ACCEPTED, STALE, entities, events, quarantine, windows
+from tidings.store.records import HeldChange
 from tidings.window.close import WindowCloser
 from tidings.window.schedule import DailyCutoff, Schedule, default_close_time, schedule_for
 
@@ -52,23 +48,23 @@ class Tidings:
         self,
         config: Config,
         *,
-        db: Database | None = None,
+        store: Store | None = None,
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
         channels: Mapping[str, Channel] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.db = db if db is not None else open_database(config.store.url)
-        self._ingestor = Ingestor(self.db, config, clock, config.ingest.workers)
+        self.store = store if store is not None else open_store(config.store.url)
+        self._ingestor = Ingestor(self.store, config, clock, config.ingest.workers)
         # Rules and templates are checked here, at start-up, whatever the command.
         self.delivery = (
-            Delivery(config, self.db, clock, environ=environ, channels=channels)
+            Delivery(config, self.store, clock, environ=environ, channels=channels)
             if config.rules
             else None
         )
-        planner = self.delivery.planner if self.delivery else None
-        self._closer = WindowCloser(self.db, config, clock, planner=planner)
+        composer = self.delivery.composer if self.delivery else None
+        self._closer = WindowCloser(self.store, config, clock, composer=composer)
         self.schedule: Schedule = schedule_for(config.window, config.tz)
 
     @classmethod
@@ -92,7 +88,7 @@ class Tidings:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.db.dispose()
+        self.store.dispose()
 
     # Ingest
     def ingest_lines(
@@ -123,7 +119,7 @@ class Tidings:
             if checked is None:
                 skipped += 1
             else:
-                batch.append(prepare(checked, origin))
+                batch.append(prepared(checked, origin))
         return self._ingestor.write(Validated(batch, [], skipped, 0, format="api"))
 
     # Windows
@@ -157,9 +153,9 @@ class Tidings:
         )
         return self._closer.close(moment, prompt=delays, next_daily=next_daily)
 
-    def last_plan(self) -> PlanStats | None:
+    def last_notices(self) -> NoticeStats | None:
         """What the last close wrote to the outbox (``None`` without rules)."""
-        return self._closer.last_plan
+        return self._closer.last_notices
 
     def first_close_due(self) -> datetime:
         """When ``tidings run`` closes first: a cutoff missed while stopped, else the next."""
@@ -167,8 +163,8 @@ class Tidings:
         if not isinstance(self.schedule, DailyCutoff):
             return now
         last = self.schedule.last_close(now)
-        with self.db.read() as conn:
-            latest = conn.scalar(select(func.max(windows.c.closes_at_us)))
+        with self.store.read() as tx:
+            latest = tx.ledger.latest_close_us()
         if latest is None or latest < to_us(last):
             return last
         return self.schedule.next_close(now)
@@ -187,26 +183,16 @@ class Tidings:
         return self.delivery
 
     def pending_count(self) -> int:
-        """Events not yet folded (their seq is above their entity's baseline seq)."""
-        joined = events.join(entities, _same_entity)
-        query = (
-            select(func.count())
-            .select_from(joined)
-            .where(
-                entities.c.dirty == 1,
-                events.c.status == ACCEPTED,
-                or_(entities.c.seq.is_(None), events.c.seq > entities.c.seq),
-            )
-        )
-        with self.db.read() as conn:
-            return int(conn.scalar(query) or 0)
+        """Events not yet folded (their seq is above their record's baseline seq)."""
+        with self.store.read() as tx:
+            return tx.events.pending_count()
 
     # Audit
     def explain(
         self, source: str, entity: str, key: str, at: datetime | None = None
     ) -> Explanation:
         return explain(
-            self.db, self.config, EntityRef(source, entity, key), at or self.default_close_time()
+            self.store, self.config, EntityRef(source, entity, key), at or self.default_close_time()
         )
 
     def prune(self) -> int:
@@ -216,56 +202,40 @@ class Tidings:
         its seq is not above the baseline, so it is stale.
         """
         cutoff = to_us(self.clock() - timedelta(days=self.config.audit.retention_days))
-        baseline_seq = select(entities.c.seq).where(_same_entity).scalar_subquery()
-        with self.db.write() as conn:
-            removed = conn.execute(
-                delete(events).where(
-                    events.c.ingested_us < cutoff,
-                    or_(events.c.status == STALE, events.c.seq <= baseline_seq),
-                )
-            ).rowcount
-            conn.execute(
-                delete(quarantine).where(
-                    quarantine.c.status != "open", quarantine.c.received_us < cutoff
-                )
-            )
-        return int(removed)
+        with self.store.write() as tx:
+            removed = tx.events.prune(cutoff)
+            tx.quarantine.prune(cutoff)
+        return removed
 
     # Quarantine
     def quarantined(
         self, status: str | None = "open", limit: int = 1000, ids: Sequence[int] | None = None
     ) -> list[Entry]:
-        return entries(self.db, status, limit, ids)
+        return entries(self.store, status, limit, ids)
 
     def replay(self, ids: Sequence[int], replacement: bytes | None = None) -> list[ReplayOutcome]:
         return replay(
-            self.db, self._ingestor, Validator(self.config), ids, self.clock(), replacement
+            self.store, self._ingestor, Validator(self.config), ids, self.clock(), replacement
         )
 
     def discard(self, ids: Sequence[int]) -> int:
-        return discard(self.db, ids, self.clock())
+        return discard(self.store, ids, self.clock())
 
     # Held changes (a condition failed on them, or they name nobody)
     def held_changes(
         self, ids: Sequence[int] | None = None, status: str | None = "open"
     ) -> list[HeldChange]:
-        with self.db.read() as conn:
-            return held_store.held(conn, ids, status=status, limit=100_000)
+        with self.store.read() as tx:
+            return tx.held.held(ids, status=status, limit=100_000)
 
     def replay_held(self, ids: Sequence[int] | None = None) -> ReplayResult:
         """Route held changes again with the configuration as it is now (all open ones when
         ``ids`` is ``None``); those that still cannot be sent stay held."""
         delivery = self.require_delivery()
-        return replay_held(self.db, self.config, delivery.planner, ids, self.clock())
+        return replay_held(self.store, self.config, delivery.composer, ids, self.clock())
 
     def dismiss_held(self, ids: Sequence[int]) -> int:
-        return dismiss_held(self.db, ids, self.clock())
+        return dismiss_held(self.store, ids, self.clock())
 
-
-_same_entity = and_(
-    entities.c.source == events.c.source,
-    entities.c.entity == events.c.entity,
-    entities.c.key == events.c.key,
-)
 
 __all__ = ["Format", "InputError", "Line", "Rejection", "Tidings", "system_clock"]

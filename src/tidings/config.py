@@ -151,9 +151,10 @@ class StoreConfig(_Frozen):
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not (value.startswith("sqlite:") or value.startswith("postgresql")):
+        if not value.startswith(("sqlite:", "postgresql", "memory:")):
             raise ValueError(
-                f"{value!r} is not supported; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+                f"{value!r} is not supported; use sqlite:///PATH, "
+                "postgresql+psycopg://USER@HOST/DB or memory:// (kept in memory, for trials)"
             )
         return value
 

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from tidings.channels import build_channels
-from tidings.channels.base import Channel
 from tidings.config import Config
 from tidings.errors import StoreError, TidingsError
-from tidings.notices.compose import NoticePlanner
-from tidings.notices.render import TemplateRenderer, template_renderer
+from tidings.notices.composer import NoticeComposer
+from tidings.notices.rendering import TemplateRenderer, template_renderer
+from tidings.outbox.channel import Channel
 from tidings.outbox.dispatcher import Dispatcher, DispatchStats
 from tidings.rules import RuleBook
-from tidings.store.database import Database
+from tidings.store import Store
 from tidings.templates import TemplateSet
 
 log = logging.getLogger("tidings.run")
@@ -34,7 +34,7 @@ class Delivery:
     def __init__(
         self,
         config: Config,
-        db: Database,
+        store: Store,
         clock: Clock,
         *,
         environ: Mapping[str, str] | None = None,
@@ -42,7 +42,7 @@ class Delivery:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._db = db
+        self._store = store
         self._clock = clock
         self._environ = environ
         self._channels = dict(channels) if channels is not None else None
@@ -50,7 +50,7 @@ class Delivery:
         self._rng = rng
         self.rules = RuleBook.compile(config)
         self.templates = TemplateSet.load(config)  # parse_config resolved its directory
-        self.planner = NoticePlanner(
+        self.composer = NoticeComposer(
             config,
             self.rules,
             TemplateRenderer(self.templates, config),
@@ -60,12 +60,14 @@ class Delivery:
     def channels(self) -> dict[str, Channel]:
         if self._channels is None:
             self._channels = build_channels(
-                self.config, db=self._db, clock=self._clock, environ=self._environ
+                self.config, store=self._store, clock=self._clock, environ=self._environ
             )
         return self._channels
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self._db, self.config, self.channels(), clock=self._clock, rng=self._rng)
+        return Dispatcher(
+            self._store, self.config, self.channels(), clock=self._clock, rng=self._rng
+        )
 
     async def aclose(self) -> None:
         """Close the channels this built (connections belong to one event loop)."""

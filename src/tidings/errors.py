@@ -7,8 +7,10 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     ├── ConfigError            the configuration file is missing or invalid (names the key)
     ├── InputError             one input record cannot be accepted (names record, field, reason)
     │   └── UnknownFormatError     the record matches no known change-event format
+    ├── TemplateRenderError    a template failed on real data (held, with file and line)
     ├── StoreError             the database cannot be reached, migrated or written
     │   └── StoreDataError         the database refused a value (ingest isolates its line)
+    │       └── StoreConflict          a row with that key is there already
     └── WindowError            a window cannot be closed as asked (for example a bad --at time)
 """
 
@@ -62,6 +64,11 @@ class UnknownFormatError(InputError):
     """The record looks like none of the accepted formats (native, DMS, Debezium)."""
 
 
+class TemplateRenderError(TidingsError):
+    """A template failed on real data (it passed on sample data at start-up); the digest is
+    held for attention with the template's file and line."""
+
+
 class StoreError(TidingsError):
     """The store cannot be opened, migrated or written; the message says which and why."""
 
@@ -72,6 +79,11 @@ class StoreDataError(StoreError):
     Input limits are checked before writing, so this is rare; ingest then stores the rest of
     the batch and quarantines just the line the database refused.
     """
+
+
+class StoreConflict(StoreDataError):
+    """A write found a row with the same unique key already stored (an event id used for
+    another record, say); ingest then looks up every id of the batch and writes it again."""
 
 
 class WindowError(TidingsError):

@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from tidings.config import Config
 from tidings.errors import InputError
-from tidings.ledger.fold import Step, StepTuple, fold
-from tidings.ledger.netchange import address
+from tidings.ledger.fold import Step, StepLike, fold
+from tidings.ledger.netchange import changes_by_recipient
 from tidings.model import Change, EntityRef, Record
+from tidings.store import Store
 from tidings.store.codec import from_us, loads, to_us
-from tidings.store.database import Database
-from tidings.store.schema import ACCEPTED, STALE, digest_changes, entities, events, windows
+from tidings.store.records import ACCEPTED, STALE, LoggedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,7 @@ class Explanation:
 
 
 def explain(
-    db: Database, config: Config, ref: EntityRef, closes_at: datetime, history: int = 20
+    store: Store, config: Config, ref: EntityRef, closes_at: datetime, history: int = 20
 ) -> Explanation:
     etype = config.entities.get(ref.entity)
     if etype is None:
@@ -103,45 +101,22 @@ def explain(
             f"entity type {ref.entity!r} is not declared in the config", field="entity"
         )
     until = to_us(closes_at)
-    with db.read() as conn:
-        base_row = conn.execute(
-            select(entities.c.baseline, entities.c.seq, entities.c.window_id).where(
-                entities.c.source == ref.source,
-                entities.c.entity == ref.entity,
-                entities.c.key == ref.key,
-            )
-        ).first()
-        rows = conn.execute(
-            select(events)
-            .where(
-                events.c.source == ref.source,
-                events.c.entity == ref.entity,
-                events.c.key == ref.key,
-            )
-            .order_by(events.c.seq, events.c.ingested_us)
-        ).all()
-        told_rows = conn.execute(
-            select(digest_changes, windows.c.closes_at_us)
-            .join(windows, windows.c.id == digest_changes.c.window_id)
-            .where(
-                digest_changes.c.source == ref.source,
-                digest_changes.c.entity == ref.entity,
-                digest_changes.c.key == ref.key,
-            )
-            .order_by(digest_changes.c.window_id)
-        ).all()
-    baseline = loads(base_row.baseline) if base_row else None
-    baseline_seq = base_row.seq if base_row else None
+    with store.read() as tx:
+        base = tx.ledger.baseline(ref)
+        rows = tx.events.of_record(ref)
+        told_rows = tx.ledger.told_about(ref)
+    baseline = base.record if base else None
+    baseline_seq = base.seq if base else None
 
-    def is_pending(row: Any) -> bool:
-        return bool(row.status == ACCEPTED and (baseline_seq is None or row.seq > baseline_seq))
+    def is_pending(row: LoggedEvent) -> bool:
+        return row.status == ACCEPTED and (baseline_seq is None or row.seq > baseline_seq)
 
     pending = [r for r in rows if is_pending(r)]
     due = [r for r in pending if r.at_us <= until]
-    folded = fold(baseline, baseline_seq, [Step(r.id, r.seq, r.op, loads(r.data)) for r in due])
+    folded = fold(baseline, baseline_seq, [Step(r.id, r.seq, r.op, r.data) for r in due])
     # Re-run the fold one step at a time to show the state after each applied event.
     after: dict[str, Record | None] = {}
-    prefix: list[StepTuple] = []
+    prefix: list[StepLike] = []
     for step in folded.applied:
         prefix.append(step)
         after[step[0]] = fold(baseline, baseline_seq, prefix).current
@@ -159,9 +134,9 @@ def explain(
         _line(r, "stale (seq not above the baseline)" if r.status == STALE else "folded", None)
         for r in past
     ]
-    changes, _ = address(etype, ref, folded.baseline, folded.current)
+    changes, _ = changes_by_recipient(etype, ref, folded.baseline, folded.current)
     told = tuple(
-        Told(t.window_id, from_us(t.closes_at_us), t.recipient, t.kind, loads(t.fields))
+        Told(t.window_id, from_us(t.closes_at_us), t.recipient, t.kind, loads(t.fields_json))
         for t in told_rows
     )
     return Explanation(
@@ -169,7 +144,7 @@ def explain(
         closes_at.astimezone(config.tz),
         baseline,
         baseline_seq,
-        base_row.window_id if base_row else None,
+        base.window_id if base else None,
         tuple(pending_lines),
         tuple(history_lines),
         folded.current,
@@ -178,13 +153,13 @@ def explain(
     )
 
 
-def _line(row: Any, status: str, state_after: Record | None) -> EventLine:
+def _line(row: LoggedEvent, status: str, state_after: Record | None) -> EventLine:
     return EventLine(
         row.id,
         row.seq,
         row.op,
         from_us(row.at_us),
-        loads(row.data),
+        row.data,
         status,
         row.origin,
         state_after,

@@ -14,10 +14,9 @@ from tidings.errors import InputError
 from tidings.ingest import Ingestor, Line, Rejection, Validator
 from tidings.model import ChangeEvent
 from tidings.sources import Format
-from tidings.store import quarantine as rows
+from tidings.store import Store
 from tidings.store.codec import to_us
-from tidings.store.database import Database
-from tidings.store.quarantine import DISCARDED, OPEN, REPLAYED, Entry
+from tidings.store.records import DISCARDED, OPEN, REPLAYED, Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +28,17 @@ class ReplayOutcome:
 
 
 def entries(
-    db: Database,
+    store: Store,
     status: str | None = OPEN,
     limit: int = 1000,
     ids: Sequence[int] | None = None,
 ) -> list[Entry]:
-    with db.read() as conn:
-        return rows.entries(conn, status, limit, ids)
+    with store.read() as tx:
+        return tx.quarantine.entries(status, limit, ids)
 
 
 def replay(
-    db: Database,
+    store: Store,
     ingestor: Ingestor,
     validator: Validator,
     ids: Sequence[int],
@@ -52,7 +51,7 @@ def replay(
             "a corrected line (--line) can replace only one quarantine entry; give one id",
             field="ids",
         )
-    found = {e.id: e for e in entries(db, status=OPEN, limit=len(ids), ids=ids)}
+    found = {e.id: e for e in entries(store, status=OPEN, limit=len(ids), ids=ids)}
     outcomes = []
     for entry_id in ids:
         entry = found.get(entry_id)
@@ -73,15 +72,15 @@ def replay(
             where = f"field {refused[0].field!r}: " if refused[0].field else ""
             outcomes.append(ReplayOutcome(entry_id, False, where + refused[0].reason))
             continue
-        with db.write() as conn:
-            rows.mark_replayed(conn, entry_id, raw, to_us(now))
+        with store.write() as tx:
+            tx.quarantine.mark_replayed(entry_id, raw, to_us(now))
         outcomes.append(ReplayOutcome(entry_id, True, None))
     return outcomes
 
 
-def discard(db: Database, ids: Sequence[int], now: datetime) -> int:
-    with db.write() as conn:
-        return rows.discard(conn, ids, to_us(now))
+def discard(store: Store, ids: Sequence[int], now: datetime) -> int:
+    with store.write() as tx:
+        return tx.quarantine.discard(ids, to_us(now))
 
 
 __all__ = [

@@ -15,7 +15,7 @@ import pytest
 
 from tests.acceptance.test_cli_notify import Cli, person, toml_config
 from tests.helpers import event, write_jsonl
-from tidings.channels.devsmtp import LocalSmtpServer
+from tidings.demo.smtp_server import LocalSmtpServer
 
 DAY = "2025-08-06"
 AT = "2025-08-06T10:00:00+01:00"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import event, write_jsonl
 from tests.notify_setup import region_toml
-from tidings.channels.devsmtp import LocalSmtpServer
+from tidings.demo.smtp_server import LocalSmtpServer
 
 DAY = "2025-08-06"
 

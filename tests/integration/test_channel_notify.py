@@ -15,14 +15,6 @@ import requests
 from notifications_python_client.notifications import NotificationsAPIClient
 
 from tests.fakes.notify_server import FakeNotify
-from tidings.channels.base import (
-    Delivered,
-    Message,
-    Outcome,
-    PermanentFailure,
-    RateLimited,
-    TransientFailure,
-)
 from tidings.channels.notify import (
     NotifyReceipt,
     NotifySender,
@@ -31,6 +23,14 @@ from tidings.channels.notify import (
 )
 from tidings.config import NotifyChannel
 from tidings.errors import ConfigError, InputError
+from tidings.outbox.channel import (
+    Delivered,
+    Message,
+    Outcome,
+    PermanentFailure,
+    RateLimited,
+    TransientFailure,
+)
 
 EMAIL = "trainee@example.org"
 MOBILE = "07700 900123"

@@ -17,17 +17,17 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
-from tidings.channels.base import (
+from tidings.channels.smtp import SmtpSender, message_id_for
+from tidings.config import SmtpChannel
+from tidings.demo.smtp_server import LocalSmtpServer, ReceivedMessage
+from tidings.errors import ConfigError
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
     PermanentFailure,
     TransientFailure,
 )
-from tidings.channels.devsmtp import LocalSmtpServer, ReceivedMessage
-from tidings.channels.smtp import SmtpSender, message_id_for
-from tidings.config import SmtpChannel
-from tidings.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -456,7 +456,7 @@ def test_a_421_on_a_reused_connection_is_retried_once_on_a_new_one(
 
 
 def test_devsmtp_runs_as_a_process_and_saves_mail(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tidings.channels.devsmtp", "--port", "0"]
+    command = [sys.executable, "-m", "tidings.demo.smtp_server", "--port", "0"]
     command += ["--save-dir", str(tmp_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

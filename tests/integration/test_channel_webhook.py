@@ -15,7 +15,10 @@ import orjson
 import pytest
 
 from tests.fakes.webhook_receiver import Receiver, Reply
-from tidings.channels.base import (
+from tidings.channels.webhook import WebhookSender, sign, verify
+from tidings.config import WebhookChannel
+from tidings.errors import ConfigError
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
@@ -23,9 +26,6 @@ from tidings.channels.base import (
     RateLimited,
     TransientFailure,
 )
-from tidings.channels.webhook import WebhookSender, sign, verify
-from tidings.config import WebhookChannel
-from tidings.errors import ConfigError
 
 SECRET = "s3cr3t-Shared-Signing-Key"
 NOW = 1_754_000_000.0  # a fixed clock for the sender: 2025-07-31 22:13:20 UTC

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.conftest import FakeClock
 from tests.helpers import event, lines, placement_edits
 from tidings.api import Tidings
 from tidings.window.close import WindowCloser
+
+
+@pytest.fixture
+def store_url(sql_url: str) -> str:
+    """What these tests check happens in a database: SQLite and PostgreSQL only."""
+    return sql_url
+
 
 CLOSE_AT = datetime(2025, 8, 6, 17, tzinfo=UTC)
 
@@ -24,8 +33,8 @@ def test_a_close_split_with_a_worker_equals_the_close_done_alone(
             event(f"{key}-3", key, "patch", 3, "2025-08-06T19:00:00+01:00", {"wte": "0.5"})
         )
     app.ingest_lines(lines(*records))
-    alone = WindowCloser(app.db, app.config, clock, parallel_from=10**9)
-    split = WindowCloser(app.db, app.config, clock, parallel_from=10)
+    alone = WindowCloser(app.store, app.config, clock, parallel_from=10**9)
+    split = WindowCloser(app.store, app.config, clock, parallel_from=10)
     expected = alone.preview(CLOSE_AT)
     assert split.preview(CLOSE_AT) == expected
     closed = split.close(CLOSE_AT)

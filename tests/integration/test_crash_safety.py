@@ -16,8 +16,15 @@ from sqlalchemy import func, select
 
 from tests.conftest import PLACEMENT_CONFIG
 from tests.helpers import event, write_jsonl
-from tidings.store.database import open_database
+from tidings.store.database import open_store
 from tidings.store.schema import digest_changes, events
+
+
+@pytest.fixture
+def store_url(sql_url: str) -> str:
+    """What these tests check happens in a database: SQLite and PostgreSQL only."""
+    return sql_url
+
 
 ENTITIES = 10_000
 EDITS_PER_ENTITY = 8
@@ -129,9 +136,9 @@ def _finish(args: list[str], config: Path) -> float:
 
 
 def _told(store_url: str) -> list[tuple[str, str, str, str]]:
-    db = open_database(store_url)
-    with db.read() as conn:
-        rows = conn.execute(
+    db = open_store(store_url)
+    with db.read() as tx:  # the database itself, after the kills: its digests table
+        rows = tx.conn.execute(
             select(
                 digest_changes.c.recipient,
                 digest_changes.c.key,
@@ -144,9 +151,9 @@ def _told(store_url: str) -> list[tuple[str, str, str, str]]:
 
 
 def _event_count(store_url: str) -> int:
-    db = open_database(store_url)
-    with db.read() as conn:
-        count = int(conn.scalar(select(func.count()).select_from(events)) or 0)
+    db = open_store(store_url)
+    with db.read() as tx:
+        count = int(tx.conn.scalar(select(func.count()).select_from(events)) or 0)
     db.dispose()
     return count
 

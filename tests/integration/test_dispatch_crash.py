@@ -4,7 +4,7 @@ notice in flight at a kill (sent, its outcome not yet recorded) can go twice.
 
 The SMTP server runs in this (the test's) process, in its own thread, so it outlives every
 dispatcher process and counts each message it accepts, repeats included. (The standalone
-``python -m tidings.channels.devsmtp --save-dir`` names saved files by Message-ID, so a repeat
+``python -m tidings.demo.smtp_server --save-dir`` names saved files by Message-ID, so a repeat
 would overwrite its first copy and could not be counted.)
 """
 
@@ -20,16 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.helpers import event, lines
 from tests.notify_setup import region_toml
 from tidings.api import Tidings
-from tidings.channels.devsmtp import LocalSmtpServer
 from tidings.channels.smtp import message_id_for
 from tidings.config import load_config
-from tidings.store.database import open_database
-from tidings.store.schema import DELIVERED, PENDING, notices
+from tidings.demo.smtp_server import LocalSmtpServer
+from tidings.store.database import open_store
+from tidings.store.records import DELIVERED, PENDING
+
+
+@pytest.fixture
+def store_url(sql_url: str) -> str:
+    """What these tests check happens in a database: SQLite and PostgreSQL only."""
+    return sql_url
+
 
 TRAINEES = 1_000
 BOOT = datetime(2025, 8, 1, 17, 0, tzinfo=UTC)  # 18:00 in London: the people are loaded
@@ -107,9 +113,8 @@ def _fill_outbox(config: Path) -> set[str]:
         ]
         app.ingest_lines(lines(*placements, origin="placements.jsonl"))
         app.close(DAY1)
-        with app.db.read() as conn:
-            rows = conn.execute(select(notices.c.idem_key, notices.c.channel, notices.c.status))
-            outbox = [(r.idem_key, r.channel, r.status) for r in rows]
+        with app.store.read() as tx:
+            outbox = [(n.idem_key, n.channel, n.status) for n in tx.outbox.all()]
     assert len(outbox) == TRAINEES
     assert {(channel, status) for _, channel, status in outbox} == {("email", PENDING)}
     return {key for key, _, _ in outbox}
@@ -126,21 +131,19 @@ def _dispatcher(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 def _outbox(store_url: str) -> dict[str, tuple[int, int]]:
     """Each notice's idempotency key: (status, attempts)."""
-    db = open_database(store_url)
+    db = open_store(store_url)
     try:
-        with db.read() as conn:
-            rows = conn.execute(select(notices.c.idem_key, notices.c.status, notices.c.attempts))
-            return {r.idem_key: (r.status, r.attempts) for r in rows}
+        with db.read() as tx:
+            return {n.idem_key: (n.status, n.attempts) for n in tx.outbox.all()}
     finally:
         db.dispose()
 
 
 def _undelivered(store_url: str) -> int:
-    db = open_database(store_url)
+    db = open_store(store_url)
     try:
-        with db.read() as conn:
-            query = select(func.count()).select_from(notices).where(notices.c.status != DELIVERED)
-            return int(conn.scalar(query) or 0)
+        with db.read() as tx:
+            return sum(1 for n in tx.outbox.all() if n.status != DELIVERED)
     finally:
         db.dispose()
 

@@ -12,24 +12,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from tests.conftest import FakeClock
 from tests.fakes.webhook_receiver import Receiver, Reply
 from tests.helpers import event, lines
 from tests.notify_setup import advance, bootstrap, dispatch, notify_config
 from tidings.api import Tidings
-from tidings.channels.base import (
+from tidings.delivery import serve
+from tidings.outbox import attention
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
     RateLimited,
 )
-from tidings.delivery import serve
-from tidings.outbox import attention
 from tidings.outbox.dispatcher import DispatchStats
 from tidings.store.codec import from_us
-from tidings.store.schema import DELIVERED, FAILED, PENDING, SENDING, notices
+from tidings.store.records import DELIVERED, FAILED, PENDING, SENDING
 
 BOOT = datetime(2025, 8, 5, 17, 0, tzinfo=UTC)
 DAY1 = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
@@ -89,8 +88,8 @@ def _region(
 
 
 def _rows(app: Tidings) -> dict[str, Any]:
-    with app.db.read() as conn:
-        return {r.recipient: r for r in conn.execute(select(notices).order_by(notices.c.id))}
+    with app.store.read() as tx:
+        return {n.recipient: n for n in tx.outbox.all()}
 
 
 @pytest.fixture
@@ -144,7 +143,7 @@ def test_an_absurd_retry_after_is_held_to_the_maximum_and_loses_no_other_outcome
     keys = [r.json["id"] for r in receiver.requests]
     assert len(keys) == 21  # 20 notices, one of them sent again after its wait
     assert len(set(keys)) == 20
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_a_retry_after_of_zero_cannot_make_once_loop(
@@ -160,7 +159,7 @@ def test_a_retry_after_of_zero_cannot_make_once_loop(
     for row in _rows(app).values():
         assert row.status == PENDING
         assert from_us(row.due_us) > clock()  # at least min_retry_after away
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_rate_limits_have_a_budget_after_which_the_notice_needs_attention(
@@ -179,8 +178,8 @@ def test_rate_limits_have_a_budget_after_which_the_notice_needs_attention(
     assert {r.status for r in rows.values()} == {FAILED}
     assert all("gave up after 3 rate-limited replies" in r.reason for r in rows.values())
     assert all(r.attempts == 0 and r.rate_limits == 4 for r in rows.values())
-    assert {n.id for n in attention.attention(app.db)} == {r.id for r in rows.values()}
-    app.db.dispose()
+    assert {n.id for n in attention.attention(app.store)} == {r.id for r in rows.values()}
+    app.store.dispose()
 
 
 # --- one notice's trouble is its own ----------------------------------------------------------
@@ -222,7 +221,7 @@ def test_an_outcome_that_cannot_be_worked_out_is_that_notices_technical_failure(
     assert "\x1b" not in rows["T7"].reason
     assert all(r.status == DELIVERED for k, r in rows.items() if k != "T7")
     assert not [r for r in rows.values() if r.status == SENDING]
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_the_service_loop_survives_a_failing_round(store_url: str, clock: FakeClock) -> None:
@@ -292,10 +291,10 @@ def test_an_unreachable_smtp_server_is_reported_paused_and_listed_for_attention(
     # Once the channel is known to be down, the rest wait without using an attempt.
     assert 1 <= len(tried) <= 2
     assert {r.status for r in rows.values()} == {PENDING}
-    retrying = attention.retrying(app.db)
+    retrying = attention.retrying(app.store)
     assert {n.id for n in retrying} == {r.id for r in tried}
     for n in retrying:
         assert "connecting to 127.0.0.1" in (n.reason or "")
         assert n.due is not None
         assert n.due > clock()
-    app.db.dispose()
+    app.store.dispose()

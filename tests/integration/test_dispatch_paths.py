@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.conftest import FakeClock
 from tests.fakes.notify_server import FakeNotify
@@ -22,16 +21,17 @@ from tests.fakes.webhook_receiver import Receiver, Reply
 from tests.helpers import event, lines
 from tests.notify_setup import advance, bootstrap, dispatch, notify_config
 from tidings.api import Tidings
-from tidings.channels.devsmtp import LocalSmtpServer
 from tidings.channels.inapp import InAppInbox
+from tidings.channels.notify import apply_notify_callback
 from tidings.channels.webhook import verify
 from tidings.delivery import serve
+from tidings.demo.smtp_server import LocalSmtpServer
 from tidings.errors import ConfigError, InputError
-from tidings.outbox.attention import apply_notify_callback, undeliverable_addresses
+from tidings.outbox.attention import undeliverable_addresses
 from tidings.outbox.dispatcher import Dispatcher, DispatchStats
 from tidings.outbox.pacing import DOMAIN_BURST
 from tidings.store.codec import from_us, to_us
-from tidings.store.schema import DELIVERED, FAILED, HELD, PENDING, notices, windows
+from tidings.store.records import DELIVERED, FAILED, HELD, PENDING
 
 BOOT = datetime(2025, 8, 5, 17, 0, tzinfo=UTC)  # 18:00 in London, the day before
 DAY1 = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)  # 18:00 in London
@@ -59,8 +59,8 @@ def placement(key: str, trainee: str, seq: int = 1, **data: object) -> dict[str,
 
 
 def notice_rows(app: Tidings) -> list[Any]:
-    with app.db.read() as conn:
-        return list(conn.execute(select(notices).order_by(notices.c.id)))
+    with app.store.read() as tx:
+        return list(tx.outbox.all())
 
 
 def one_notice(app: Tidings, recipient: str) -> Any:
@@ -123,7 +123,7 @@ def hooked(store_url: str, clock: FakeClock, receiver: Receiver) -> Iterator[Tid
         rules=[{**PLACEMENT_RULE, "channels": ["hook"]}],
     )
     yield app
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_a_webhook_gets_one_signed_post_per_recipient_carrying_the_close_digest(
@@ -258,7 +258,7 @@ def notified(store_url: str, clock: FakeClock, notify: FakeNotify) -> Iterator[T
         rules=[{**PLACEMENT_RULE, "channels": ["notify"]}],
     )
     yield app
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_notify_email_is_sent_and_its_receipts_confirm_or_fail_the_notice(
@@ -282,33 +282,33 @@ def test_notify_email_is_sent_and_its_receipts_confirm_or_fail_the_notice(
 
     # T1's mail bounces for good: the notice fails and the address is marked.
     notify.set_status(t1.provider_ref, "permanent-failure")
-    assert apply_notify_callback(notified.db, notify.callback_body(t1.provider_ref), clock())
+    assert apply_notify_callback(notified.store, notify.callback_body(t1.provider_ref), clock())
     t1 = one_notice(notified, "T1")
     assert (t1.status, t1.outcome) == (FAILED, "failed")
     assert "permanent-failure" in t1.reason
-    assert [(a, c) for a, c, *_ in undeliverable_addresses(notified.db)] == [
+    assert [(a, c) for a, c, *_ in undeliverable_addresses(notified.store)] == [
         ("t1@nhs.net", "notify")
     ]
 
     # T2's arrives: the notice stays delivered, now confirmed.
     notify.set_status(t2.provider_ref, "delivered")
-    assert apply_notify_callback(notified.db, notify.callback_body(t2.provider_ref), clock())
+    assert apply_notify_callback(notified.store, notify.callback_body(t2.provider_ref), clock())
     t2 = one_notice(notified, "T2")
     assert (t2.status, t2.outcome) == (DELIVERED, "confirmed")
 
     # A receipt for a notification that is not ours, or not final yet, changes nothing.
     stranger = {**notify.callback_body(t2.provider_ref), "id": str(uuid.uuid4())}
-    assert apply_notify_callback(notified.db, stranger, clock()) is False
+    assert apply_notify_callback(notified.store, stranger, clock()) is False
     notify.set_status(t2.provider_ref, "sending")
-    assert not apply_notify_callback(notified.db, notify.callback_body(t2.provider_ref), clock())
+    assert not apply_notify_callback(notified.store, notify.callback_body(t2.provider_ref), clock())
     assert one_notice(notified, "T2").outcome == "confirmed"
 
     # Malformed bodies are refused, naming the field.
     with pytest.raises(InputError) as missing:
-        apply_notify_callback(notified.db, {"status": "delivered"}, clock())
+        apply_notify_callback(notified.store, {"status": "delivered"}, clock())
     assert missing.value.field == "id"
     with pytest.raises(InputError) as unknown:
-        apply_notify_callback(notified.db, {"id": t2.provider_ref, "status": "lost"}, clock())
+        apply_notify_callback(notified.store, {"id": t2.provider_ref, "status": "lost"}, clock())
     assert unknown.value.field == "status"
 
     # The next day's notice to the bounced address is held, not sent.
@@ -337,7 +337,7 @@ def test_an_address_notify_rejects_fails_at_once_and_is_marked_undeliverable(
     row = one_notice(notified, "T3")
     assert (row.status, row.attempts) == (FAILED, 1)
     assert "rejected the address" in row.reason
-    assert [a for a, *_ in undeliverable_addresses(notified.db)] == ["not an address"]
+    assert [a for a, *_ in undeliverable_addresses(notified.store)] == ["not an address"]
     assert notify.notifications == []
 
 
@@ -363,7 +363,7 @@ class FakeTimer:
 def paced_dispatcher(app: Tidings, timer: FakeTimer) -> Dispatcher:
     delivery = app.require_delivery()
     return Dispatcher(
-        app.db, app.config, delivery.channels(), clock=app.clock, timer=timer, sleep=timer.sleep
+        app.store, app.config, delivery.channels(), clock=app.clock, timer=timer, sleep=timer.sleep
     )
 
 
@@ -443,7 +443,7 @@ def test_pacing_sends_about_the_burst_now_and_hands_the_rest_back_with_later_due
         assert all(r.status == DELIVERED for r in notice_rows(app))
         assert sorted(m["To"] for m in smtp.messages) == sorted(r.address for r in rows)
     finally:
-        app.db.dispose()
+        app.store.dispose()
 
 
 def test_a_slow_domain_does_not_hold_up_mail_to_other_domains_in_the_same_claim(
@@ -461,15 +461,15 @@ def test_a_slow_domain_does_not_hold_up_mail_to_other_domains_in_the_same_claim(
         # Z1's notice is claimed last, but its domain has its whole burst to spare.
         assert order.index("z1@elsewhere.example") < DOMAIN_BURST + 3
     finally:
-        app.db.dispose()
+        app.store.dispose()
 
 
 # --- 4. serve(): the scheduler and the dispatcher together --------------------------------
 
 
 def count_windows(app: Tidings) -> int:
-    with app.db.read() as conn:
-        return int(conn.scalar(select(func.count()).select_from(windows)) or 0)
+    with app.store.read() as tx:
+        return len(tx.ledger.windows())
 
 
 async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -515,10 +515,10 @@ def test_serve_closes_the_window_at_the_cutoff_and_delivers_its_notices(
                 advance(clock, DAY1 + timedelta(seconds=1))
                 await until(lambda: len(smtp.messages) == 1)
                 await until(lambda: {r.status for r in notice_rows(app)} == {DELIVERED})
-                with app.db.read() as conn:
-                    closed = conn.execute(select(windows).order_by(windows.c.id)).all()
+                with app.store.read() as tx:
+                    closed = tx.ledger.windows()
                 assert [from_us(w.closes_at_us) for w in closed] == [BOOT, DAY1]
-                assert closed[-1].digests == 1
+                assert closed[-1].counts.digests == 1
 
                 # The next day's cutoff closes again, with nothing to send.
                 advance(clock, DAY1 + timedelta(days=1, seconds=1))
@@ -533,10 +533,10 @@ def test_serve_closes_the_window_at_the_cutoff_and_delivers_its_notices(
 
         assert (stats.delivered, stats.by_channel) == (2, {"email": 1, "inbox": 1})
         assert [m["To"] for m in smtp.messages] == ["t1@nhs.example"]
-        assert [m.state for m in InAppInbox("inbox", app.db, clock).messages("T1")] == ["unread"]
+        assert [m.state for m in InAppInbox("inbox", app.store, clock).messages("T1")] == ["unread"]
         assert len(notice_rows(app)) == 2
     finally:
-        app.db.dispose()
+        app.store.dispose()
 
 
 # --- 5. mistakes found at start-up ---------------------------------------------------------

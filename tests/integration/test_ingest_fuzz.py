@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 
 from tests.conftest import FakeClock, make_config
 from tests.helpers import event, lines
 from tidings.api import Tidings
 from tidings.ingest import Line
-from tidings.store.schema import entities, events, quarantine
 
 # --- what arrives ------------------------------------------------------------------------------
 
@@ -157,12 +155,8 @@ _files = count(1)
 
 
 def _counts(app: Tidings) -> tuple[int, int, int]:
-    with app.db.read() as conn:
-        return (
-            int(conn.scalar(select(func.count()).select_from(events)) or 0),
-            int(conn.scalar(select(func.count()).select_from(quarantine)) or 0),
-            int(conn.scalar(select(func.count()).select_from(entities)) or 0),
-        )
+    with app.store.read() as tx:
+        return tx.events.count(), tx.quarantine.count(), tx.ledger.record_count()
 
 
 @pytest.fixture
@@ -177,15 +171,13 @@ def fuzz_app(store_url: str) -> Iterator[Tidings]:
     app.ingest_lines(lines(*base, origin="base.jsonl"))
     app.close(datetime(2025, 8, 6, 18, tzinfo=UTC))
     yield app
-    app.db.dispose()
+    app.store.dispose()
 
 
 def _quarantined_from(app: Tidings, origin: str) -> list[tuple[int, bytes, str]]:
     """(line, the line exactly as kept, reason) of each entry from ``origin``."""
-    with app.db.read() as conn:
-        rows = conn.execute(select(quarantine.c.id).where(quarantine.c.origin == origin)).scalars()
-        ids = list(rows)
-    return [(e.line, e.exact, e.reason) for e in app.quarantined(None, len(ids), ids)]
+    found = app.quarantined(None, 1_000_000)
+    return [(e.line, e.exact, e.reason) for e in found if e.origin == origin]
 
 
 def _fuzz(app: Tidings, raws: list[bytes]) -> None:

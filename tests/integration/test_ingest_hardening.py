@@ -4,7 +4,7 @@ stores, and one bad line never costs the other lines of its batch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +12,13 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import FakeClock, make_config
 from tests.helpers import event, lines
 from tidings.api import Tidings
 from tidings.errors import InputError
 from tidings.ingest import Line
 from tidings.model import ChangeEvent, Op
+from tidings.store.database import SqlStore
 
 AT = "2025-08-06T09:00:00+01:00"
 
@@ -206,11 +208,20 @@ def test_a_conflict_within_one_batch_is_found_too(app: Tidings) -> None:
 # --- the database refuses a value: only that line is set apart -----------------------------
 
 
+@pytest.fixture
+def sql_app(sql_url: str, clock: FakeClock) -> Iterator[Tidings]:
+    app = Tidings(make_config(sql_url), clock=clock)
+    yield app
+    app.store.dispose()
+
+
 def _refuse_key(app: Tidings, key: str) -> None:
     """A constraint of the database's own that refuses one key, standing for any value the
     store might refuse that validation let through."""
-    with app.db.engine.begin() as conn:
-        if app.db.is_sqlite:
+    store = app.store
+    assert isinstance(store, SqlStore)
+    with store.engine.begin() as conn:
+        if store.is_sqlite:
             conn.execute(
                 text(
                     "CREATE TRIGGER refuse BEFORE INSERT ON events "
@@ -221,7 +232,8 @@ def _refuse_key(app: Tidings, key: str) -> None:
             conn.execute(text(f"ALTER TABLE events ADD CONSTRAINT refuse CHECK (key <> '{key}')"))
 
 
-def test_a_value_the_database_refuses_costs_only_its_own_line(app: Tidings) -> None:
+def test_a_value_the_database_refuses_costs_only_its_own_line(sql_app: Tidings) -> None:
+    app = sql_app
     _refuse_key(app, "P1017")
     records = [_native(1000 + n) for n in range(100)]
 
@@ -237,8 +249,9 @@ def test_a_value_the_database_refuses_costs_only_its_own_line(app: Tidings) -> N
 
 
 def test_refused_events_given_through_the_api_are_quarantined_as_native_lines(
-    app: Tidings,
+    sql_app: Tidings,
 ) -> None:
+    app = sql_app
     _refuse_key(app, "P2")
     moment = datetime(2025, 8, 6, 9, tzinfo=UTC)
     events = [

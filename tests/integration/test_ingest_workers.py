@@ -6,10 +6,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import lines, placement_edits, write_jsonl
 from tidings.api import Tidings
 from tidings.ingest import Ingestor
 from tidings.ingest.parallel import file_chunks
+
+
+@pytest.fixture
+def store_url(sql_url: str) -> str:
+    """What these tests check happens in a database: SQLite and PostgreSQL only."""
+    return sql_url
 
 
 def _input() -> list[dict[str, object] | str]:
@@ -66,7 +74,7 @@ def test_files_handed_to_workers_in_chunks_give_the_same_result_as_inline(
         ingest={"batch_size": 40, "workers": 1},
     )
     # Every file goes in chunks of whole lines, however small (the default starts at 4 MiB).
-    chunked = Ingestor(app.db, app.config, app.clock, workers=1, chunked_from_bytes=0)
+    chunked = Ingestor(app.store, app.config, app.clock, workers=1, chunked_from_bytes=0)
     done: list[tuple[str, int]] = []
     stats = chunked.ingest_files([path], on_bytes=lambda origin, n: done.append((origin, n)))
     assert stats == inline_stats
@@ -110,7 +118,7 @@ def test_workers_storing_the_same_events_at_once_count_each_once(
     ]
     path = write_jsonl(tmp_path / "twice.jsonl", *records)
     app = make_app(ingest={"batch_size": 20, "workers": 2})
-    chunked = Ingestor(app.db, app.config, app.clock, workers=2, chunked_from_bytes=0)
+    chunked = Ingestor(app.store, app.config, app.clock, workers=2, chunked_from_bytes=0)
 
     stats = chunked.ingest_files([path])
 

@@ -10,16 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from tests.conftest import FakeClock
 from tests.helpers import event, lines
 from tests.notify_setup import advance, bootstrap, dispatch, notify_config
 from tidings.api import Tidings
-from tidings.channels.devsmtp import LocalSmtpServer
+from tidings.demo.smtp_server import LocalSmtpServer
 from tidings.errors import ConfigError
 from tidings.rules import field_references
-from tidings.store.schema import notices
 
 BOOT = datetime(2025, 8, 1, 17, 0, tzinfo=UTC)
 DAY1 = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
@@ -54,8 +52,8 @@ def _app(store_url: str, smtp: LocalSmtpServer, clock: FakeClock, **overrides: A
 
 
 def _sent(app: Tidings) -> list[Any]:
-    with app.db.read() as conn:
-        return list(conn.execute(select(notices).order_by(notices.c.id)))
+    with app.store.read() as tx:
+        return list(tx.outbox.all())
 
 
 # --- start-up --------------------------------------------------------------------------------
@@ -103,7 +101,7 @@ def test_a_condition_that_fails_on_a_change_holds_it_until_a_fixed_rule_replays_
 
     app.close(DAY1)
 
-    plan = app.last_plan()
+    plan = app.last_notices()
     assert plan is not None
     assert plan.needs_attention
     assert (plan.notices, plan.held_changes, dict(plan.rule_errors)) == (0, 2, {"placements": 2})
@@ -125,8 +123,8 @@ def test_a_condition_that_fails_on_a_change_holds_it_until_a_fixed_rule_replays_
     assert sorted(m["To"] for m in smtp.messages) == ["t1@nhs.example", "t2@nhs.example"]
     assert fixed.replay_held().replayed == ()  # nothing is left to replay
     assert len(_sent(fixed)) == 2
-    fixed.db.dispose()
-    app.db.dispose()
+    fixed.store.dispose()
+    app.store.dispose()
 
 
 def test_a_replay_that_still_fails_keeps_the_change_held(
@@ -144,7 +142,7 @@ def test_a_replay_that_still_fails_keeps_the_change_held(
     assert [h.id for h in app.held_changes()] == [held_id]
     assert app.dismiss_held([held_id]) == 1
     assert app.held_changes() == []
-    app.db.dispose()
+    app.store.dispose()
 
 
 def test_changes_naming_nobody_are_held_and_replayed_once_the_recipient_field_is_right(
@@ -166,7 +164,7 @@ def test_changes_naming_nobody_are_held_and_replayed_once_the_recipient_field_is
     assert "member_id" in missing.message()
     result = app.close(DAY1)
     assert result.stats.unaddressed == 2
-    plan = app.last_plan()
+    plan = app.last_notices()
     assert plan is not None
     assert (plan.held_changes, plan.no_recipient) == (2, 2)
     assert {h.cause for h in app.held_changes()} == {"no_recipient"}
@@ -178,8 +176,8 @@ def test_changes_naming_nobody_are_held_and_replayed_once_the_recipient_field_is
     replayed = fixed.replay_held()
     assert len(replayed.replayed) == 2
     assert dispatch(fixed).delivered == 4  # email and inbox, to each of the two
-    fixed.db.dispose()
-    app.db.dispose()
+    fixed.store.dispose()
+    app.store.dispose()
 
 
 def test_a_record_type_no_rule_sends_on_is_not_held(
@@ -194,4 +192,4 @@ def test_a_record_type_no_rule_sends_on_is_not_held(
 
     assert result.stats.unaddressed == 1
     assert app.held_changes() == []
-    app.db.dispose()
+    app.store.dispose()

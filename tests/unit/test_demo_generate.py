@@ -19,7 +19,7 @@ from tidings.demo import generate as g
 from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser
 from tidings.ledger.fold import Step, fold
-from tidings.ledger.netchange import address
+from tidings.ledger.netchange import changes_by_recipient
 from tidings.model import ChangeEvent, EntityRef, Kind, Op
 from tidings.sources import dms, native
 
@@ -401,7 +401,9 @@ def test_expected_agrees_with_folding_every_event(
     changes: dict[tuple[str, str], list[tuple[str | None, Any]]] = {}
     for ref, steps in touched.items():
         folded = fold(None, None, baseline.get(ref, []) + steps)
-        addressed, _ = address(config.entities[ref.entity], ref, folded.baseline, folded.current)
+        addressed, _ = changes_by_recipient(
+            config.entities[ref.entity], ref, folded.baseline, folded.current
+        )
         changes[(ref.entity, ref.key)] = addressed
 
     e = work.expected

@@ -5,8 +5,8 @@ from __future__ import annotations
 from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import EntityType, parse_config
 from tidings.ledger.fold import Step, fold
-from tidings.ledger.netchange import address, diff, digests, recipient_of
-from tidings.model import Change, Digest, EntityRef, FieldChange, Kind
+from tidings.ledger.netchange import changes_by_recipient, diff, recipient_of
+from tidings.model import Change, Digest, EntityRef, FieldChange, Kind, digests_of
 
 CONFIG = parse_config(PLACEMENT_CONFIG)
 PLACEMENT = CONFIG.entities["Placement"]  # recipient traineeId; ignores updatedAt, amendedBy
@@ -149,7 +149,7 @@ def test_address_tells_the_recipient_of_an_update() -> None:
     before = {"traineeId": "A", "site": "Leeds"}
     after = {"traineeId": "A", "site": "York"}
 
-    changes, changed = address(PLACEMENT, REF, before, after)
+    changes, changed = changes_by_recipient(PLACEMENT, REF, before, after)
 
     assert changed is True
     assert changes == [
@@ -160,14 +160,14 @@ def test_address_tells_the_recipient_of_an_update() -> None:
 def test_address_of_no_net_change_is_empty_and_unchanged() -> None:
     record = {"traineeId": "A", "site": "Leeds"}
 
-    assert address(PLACEMENT, REF, record, {**record, "updatedAt": "t"}) == ([], False)
-    assert address(PLACEMENT, REF, None, None) == ([], False)
+    assert changes_by_recipient(PLACEMENT, REF, record, {**record, "updatedAt": "t"}) == ([], False)
+    assert changes_by_recipient(PLACEMENT, REF, None, None) == ([], False)
 
 
 def test_address_of_created_goes_to_the_new_recipient() -> None:
     after = {"traineeId": "B", "site": "York"}
 
-    changes, changed = address(PLACEMENT, REF, None, after)
+    changes, changed = changes_by_recipient(PLACEMENT, REF, None, after)
 
     assert changed is True
     assert [(r, c.kind) for r, c in changes] == [("B", Kind.CREATED)]
@@ -176,7 +176,7 @@ def test_address_of_created_goes_to_the_new_recipient() -> None:
 def test_address_of_deleted_goes_to_the_old_recipient() -> None:
     before = {"traineeId": "A", "site": "Leeds"}
 
-    changes, _ = address(PLACEMENT, REF, before, None)
+    changes, _ = changes_by_recipient(PLACEMENT, REF, before, None)
 
     assert [(r, c.kind) for r, c in changes] == [("A", Kind.DELETED)]
     assert changes[0][1].fields == {
@@ -186,7 +186,7 @@ def test_address_of_deleted_goes_to_the_old_recipient() -> None:
 
 
 def test_address_of_a_record_naming_nobody_has_recipient_none() -> None:
-    changes, changed = address(PLACEMENT, REF, None, {"site": "York"})
+    changes, changed = changes_by_recipient(PLACEMENT, REF, None, {"site": "York"})
 
     assert changed is True
     assert [(r, c.kind) for r, c in changes] == [(None, Kind.CREATED)]
@@ -196,7 +196,7 @@ def test_recipient_change_tells_the_old_one_removed_and_the_new_one_added() -> N
     before = {"traineeId": "A", "site": "Leeds", "updatedAt": "t1"}
     after = {"traineeId": "B", "site": "Leeds", "grade": "F2", "updatedAt": "t2"}
 
-    changes, changed = address(PLACEMENT, REF, before, after)
+    changes, changed = changes_by_recipient(PLACEMENT, REF, before, after)
 
     assert changed is True
     assert changes == [
@@ -228,7 +228,7 @@ def test_recipient_null_before_gives_only_added() -> None:
     before = {"traineeId": None, "site": "Leeds"}
     after = {"traineeId": "B", "site": "Leeds"}
 
-    changes, changed = address(PLACEMENT, REF, before, after)
+    changes, changed = changes_by_recipient(PLACEMENT, REF, before, after)
 
     assert changed is True
     assert changes == [
@@ -247,13 +247,13 @@ def test_recipient_null_after_gives_only_removed() -> None:
     before = {"traineeId": "A", "site": "Leeds"}
     after = {"site": "Leeds"}
 
-    changes, _ = address(PLACEMENT, REF, before, after)
+    changes, _ = changes_by_recipient(PLACEMENT, REF, before, after)
 
     assert [(r, c.kind) for r, c in changes] == [("A", Kind.REMOVED)]
 
 
 def test_recipient_is_the_key_when_the_key_field_is_the_recipient() -> None:
-    changes, _ = address(PERSON, PERSON_REF, {"email": "a@x"}, {"email": "b@x"})
+    changes, _ = changes_by_recipient(PERSON, PERSON_REF, {"email": "a@x"}, {"email": "b@x"})
 
     assert changes == [
         ("T9", Change(PERSON_REF, Kind.UPDATED, {"email": FieldChange("a@x", "b@x")})),
@@ -268,7 +268,7 @@ def _change(source: str, entity: str, key: str, kind: Kind = Kind.UPDATED) -> Ch
 
 
 def test_digests_group_by_recipient_sorted_by_recipient() -> None:
-    result = digests(
+    result = digests_of(
         [
             ("carol", _change("tis", "Placement", "1")),
             ("alice", _change("tis", "Placement", "2")),
@@ -291,7 +291,7 @@ def test_digest_changes_sort_by_source_then_entity_then_key() -> None:
         ("a", _change("hr", "Placement", "1")),
     ]
 
-    (digest,) = digests(addressed)
+    (digest,) = digests_of(addressed)
 
     assert [(c.ref.source, c.ref.entity, c.ref.key) for c in digest.changes] == [
         ("hr", "Person", "9"),
@@ -309,15 +309,15 @@ def test_digest_order_does_not_depend_on_input_order() -> None:
         ("b", _change("tis", "Person", "1")),
     ]
 
-    assert digests(addressed) == digests(list(reversed(addressed)))
+    assert digests_of(addressed) == digests_of(list(reversed(addressed)))
 
 
 def test_no_addressed_changes_give_no_digests() -> None:
-    assert digests([]) == ()
+    assert digests_of([]) == ()
 
 
 def test_digest_to_json_is_plain_data() -> None:
-    (digest,) = digests([("a", _change("tis", "Placement", "1", Kind.CREATED))])
+    (digest,) = digests_of([("a", _change("tis", "Placement", "1", Kind.CREATED))])
 
     assert digest.to_json() == {
         "recipient": "a",

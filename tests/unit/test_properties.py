@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from tidings.config import EntityType, FieldSpec, FieldType
 from tidings.fieldtypes import normaliser_for
 from tidings.ledger.fold import Step, fold
-from tidings.ledger.netchange import address, diff, digests
-from tidings.model import Change, EntityRef, Kind
+from tidings.ledger.netchange import changes_by_recipient, diff
+from tidings.model import Change, EntityRef, Kind, digests_of
 
 RECIPIENT = "traineeId"
 PLAIN = ("site", "grade", "wte")
@@ -209,7 +209,7 @@ def test_fold_and_diff_agree_with_the_reference_model(world: Any) -> None:
             ref_base, ref_current
         )
 
-        pairs, changed = address(ETYPE, ref_of(key), folded.baseline, folded.current)
+        pairs, changed = changes_by_recipient(ETYPE, ref_of(key), folded.baseline, folded.current)
         assert [(r, c.kind.value) for r, c in pairs] == ref_address(ref_base, ref_current)
         assert changed == (ref_diff(ref_base, ref_current) is not None)
         addressed.extend((r, c) for r, c in pairs if r is not None)
@@ -217,7 +217,7 @@ def test_fold_and_diff_agree_with_the_reference_model(world: Any) -> None:
             (r, key, kind) for r, kind in ref_address(ref_base, ref_current) if r is not None
         )
 
-    result = digests(addressed)
+    result = digests_of(addressed)
     assert [(d.recipient, c.ref.key, c.kind.value) for d in result for c in d.changes] == sorted(
         expected_addressed
     )
@@ -256,9 +256,9 @@ def test_any_arrival_order_of_distinct_seqs_gives_the_same_net_change(data: st.D
         two = fold(baseline, baseline_seq, steps_of(by_key(shuffled)[key]))
 
         assert (one.baseline, one.current, one.seq) == (two.baseline, two.current, two.seq)
-        assert address(ETYPE, ref_of(key), one.baseline, one.current) == address(
-            ETYPE, ref_of(key), two.baseline, two.current
-        )
+        assert changes_by_recipient(
+            ETYPE, ref_of(key), one.baseline, one.current
+        ) == changes_by_recipient(ETYPE, ref_of(key), two.baseline, two.current)
 
 
 # --- (3) re-delivered and stale events change nothing ----------------------------------------
@@ -339,7 +339,7 @@ def test_a_digest_applied_to_the_baseline_gives_the_current_state(world: Any) ->
         baseline, baseline_seq = baselines[key]
         folded = fold(baseline, baseline_seq, steps_of(group))
 
-        pairs, _ = address(ETYPE, ref_of(key), folded.baseline, folded.current)
+        pairs, _ = changes_by_recipient(ETYPE, ref_of(key), folded.baseline, folded.current)
         changes = [c for _, c in pairs]
 
         if [c.kind for c in changes] == [Kind.REMOVED]:
@@ -359,7 +359,7 @@ def test_every_change_reaches_the_old_and_new_recipients(world: Any) -> None:
         folded = fold(baseline, baseline_seq, steps_of(group))
         old, new = ref_recipient(folded.baseline), ref_recipient(folded.current)
 
-        pairs, changed = address(ETYPE, ref_of(key), folded.baseline, folded.current)
+        pairs, changed = changes_by_recipient(ETYPE, ref_of(key), folded.baseline, folded.current)
 
         told = {r for r, _ in pairs}
         assert told <= {old, new}
@@ -403,7 +403,7 @@ def test_sequences_touching_only_ignored_fields_produce_no_change(data: st.DataO
     folded = fold(baseline, 0, steps_of(events))
 
     assert diff(ETYPE, folded.baseline, folded.current) is None
-    assert address(ETYPE, ref_of("1"), folded.baseline, folded.current) == ([], False)
+    assert changes_by_recipient(ETYPE, ref_of("1"), folded.baseline, folded.current) == ([], False)
 
 
 # --- normalisation: a change of representation is not a change -------------------------------

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from tidings.channels.base import parse_retry_after
+from tidings.outbox.channel import parse_retry_after
 
 NOW = datetime(2025, 7, 31, 22, 13, 20, tzinfo=UTC).timestamp()
 LONGEST = 10.0**9

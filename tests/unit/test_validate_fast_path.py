@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import PLACEMENT_CONFIG
 from tidings.config import parse_config
-from tidings.ingest.validate import Line, Rejection, Validator, prepare, validate_batch
+from tidings.ingest.validate import Line, Rejection, Validator, prepared, validate_batch
 from tidings.sources import Format
 
 CONFIG = parse_config({**PLACEMENT_CONFIG, "ingest": {"skip_entities": ["Audit"]}})
@@ -88,7 +88,7 @@ def careful(validator: Validator, line: Line) -> tuple[list[Any], list[Rejection
         return [], [], 1
     if isinstance(outcome, Rejection):
         return [], [outcome], 0
-    return [prepare(outcome, f"{line.origin}:{line.number}")], [], 0
+    return [prepared(outcome, f"{line.origin}:{line.number}")], [], 0
 
 
 @settings(max_examples=600, deadline=None)

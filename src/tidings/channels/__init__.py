@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from tidings.channels.base import Channel
 from tidings.config import (
     ChannelConfig,
     Config,
@@ -15,13 +14,14 @@ from tidings.config import (
     SmtpChannel,
     WebhookChannel,
 )
-from tidings.store.database import Database
+from tidings.outbox.channel import Channel
+from tidings.store import Store
 
 
 def build_channel(
     settings: ChannelConfig,
     *,
-    db: Database,
+    store: Store,
     clock: Callable[[], datetime],
     environ: Mapping[str, str],
     concurrency: int = 10,
@@ -43,14 +43,14 @@ def build_channel(
     if isinstance(settings, InAppChannel):
         from tidings.channels.inapp import InAppInbox
 
-        return InAppInbox(settings.name, db, clock)
+        return InAppInbox(settings.name, store, clock)
     raise AssertionError(f"unregistered channel kind {settings!r}")
 
 
 def build_channels(
     config: Config,
     *,
-    db: Database,
+    store: Store,
     clock: Callable[[], datetime],
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Channel]:
@@ -58,7 +58,7 @@ def build_channels(
     return {
         name: build_channel(
             settings,
-            db=db,
+            store=store,
             clock=clock,
             environ=env,
             concurrency=config.delivery.concurrency,

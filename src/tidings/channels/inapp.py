@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select, update
-
-from tidings.channels.base import Delivered, Message, Outcome
 from tidings.errors import InputError
+from tidings.outbox.channel import Delivered, Message, Outcome
+from tidings.store import Store
 from tidings.store.codec import from_us, to_us
-from tidings.store.database import Database
-from tidings.store.schema import inbox
 
 State = Literal["unread", "read", "archived"]
 
@@ -45,58 +42,40 @@ class InboxMessage:
 class InAppInbox:
     """The ``inapp`` channel, and the inbox people read."""
 
-    def __init__(self, name: str, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, name: str, store: Store, clock: Callable[[], datetime]) -> None:
         self.name = name
-        self._db = db
+        self._store = store
         self._clock = clock
 
     async def send(self, message: Message) -> Outcome:
-        with self._db.write() as conn:
-            conn.execute(
-                self._db.insert(inbox)
-                .values(
-                    notice_id=message.notice_id,
-                    recipient=message.recipient,
-                    title=message.subject or "",
-                    body=message.text,
-                    state="unread",
-                    created_us=to_us(self._clock()),
-                )
-                .on_conflict_do_nothing(index_elements=["notice_id"])
+        with self._store.write() as tx:
+            message_id = tx.inbox.deliver(
+                message.notice_id,
+                message.recipient,
+                message.subject or "",
+                message.text,
+                to_us(self._clock()),
             )
-            row = conn.execute(
-                select(inbox.c.id).where(inbox.c.notice_id == message.notice_id)
-            ).scalar_one()
-        return Delivered(provider_ref=f"inbox:{row}")
+        return Delivered(provider_ref=f"inbox:{message_id}")
 
     async def aclose(self) -> None:
         return None
 
     def messages(self, recipient: str, *, include_archived: bool = False) -> list[InboxMessage]:
-        query = select(inbox).where(inbox.c.recipient == recipient).order_by(inbox.c.id.desc())
-        if not include_archived:
-            query = query.where(inbox.c.state != "archived")
-        with self._db.read() as conn:
-            return [
-                InboxMessage(r.id, r.recipient, r.title, r.body, r.state, from_us(r.created_us))
-                for r in conn.execute(query)
-            ]
+        with self._store.read() as tx:
+            found = tx.inbox.messages(recipient, include_archived=include_archived)
+        return [
+            InboxMessage(m.id, m.recipient, m.title, m.body, m.state, from_us(m.created_us))  # type: ignore[arg-type]
+            for m in found
+        ]
 
     def mark(self, recipient: str, message_id: int, state: State) -> None:
         """Mark one of ``recipient``'s messages read, unread or archived."""
-        if not 1 <= message_id < 2**63:
+        marked = False
+        if 1 <= message_id < 2**63:
+            with self._store.write() as tx:
+                marked = tx.inbox.mark(recipient, message_id, state, to_us(self._clock()))
+        if not marked:
             raise InputError(
                 "no such message in this recipient's inbox", field="id", record=str(message_id)
             )
-        with self._db.write() as conn:
-            result = conn.execute(
-                update(inbox)
-                .where(inbox.c.id == message_id, inbox.c.recipient == recipient)
-                .values(state=state, read_us=to_us(self._clock()) if state != "unread" else None)
-            )
-            if result.rowcount == 0:
-                raise InputError(
-                    "no such message in this recipient's inbox",
-                    field="id",
-                    record=str(message_id),
-                )

@@ -30,7 +30,10 @@ import requests
 from notifications_python_client.errors import APIError, InvalidResponse
 from notifications_python_client.notifications import NotificationsAPIClient
 
-from tidings.channels.base import (
+from tidings.config import NotifyChannel
+from tidings.errors import ConfigError, InputError
+from tidings.outbox.attention import apply_receipt
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
@@ -39,8 +42,7 @@ from tidings.channels.base import (
     TransientFailure,
     parse_retry_after,
 )
-from tidings.config import NotifyChannel
-from tidings.errors import ConfigError, InputError
+from tidings.store import Store
 
 _UUID: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # ``{key_name}-{service_id}-{secret}``, as copied from Notify's API integration page. The client
@@ -378,3 +380,17 @@ def verify_callback_token(header_value: str | None, expected: str) -> bool:
     if header_value is None or not expected:
         return False
     return hmac.compare_digest(header_value.encode(), f"Bearer {expected}".encode())
+
+
+def apply_notify_callback(store: Store, body: Mapping[str, Any], now: datetime) -> bool:
+    """Apply one GOV.UK Notify delivery-status callback to the notice it reports on.
+
+    ``False`` when the notice is unknown (not ours) or the status is not final yet; a malformed
+    body raises ``InputError`` naming the field. Verify the callback's bearer token first
+    (``verify_callback_token``).
+    """
+    receipt = parse_callback(body)
+    outcome = receipt.outcome
+    if outcome is None or isinstance(outcome, RateLimited):
+        return False
+    return apply_receipt(store, receipt.provider_ref, outcome, now)

@@ -41,15 +41,15 @@ from aiosmtplib.errors import (
     SMTPServerDisconnected,
 )
 
-from tidings.channels.base import (
+from tidings.config import SmtpChannel
+from tidings.errors import ConfigError
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
     PermanentFailure,
     TransientFailure,
 )
-from tidings.config import SmtpChannel
-from tidings.errors import ConfigError
 
 __all__ = ["SmtpSender", "message_id_for"]
 

@@ -61,7 +61,9 @@ from typing import Any
 import httpx
 import orjson
 
-from tidings.channels.base import (
+from tidings.config import WebhookChannel
+from tidings.errors import ConfigError
+from tidings.outbox.channel import (
     Delivered,
     Message,
     Outcome,
@@ -70,8 +72,6 @@ from tidings.channels.base import (
     TransientFailure,
     parse_retry_after,
 )
-from tidings.config import WebhookChannel
-from tidings.errors import ConfigError
 
 SIGNATURE_PREFIX = "sha256="
 DEFAULT_RETRY_AFTER = 60.0

@@ -24,19 +24,16 @@ from pathlib import Path
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import func, select
 
 from tidings.api import Tidings
-from tidings.channels.devsmtp import LocalSmtpServer, ReceivedMessage
 from tidings.channels.smtp import message_id_for
 from tidings.demo import generate as g
+from tidings.demo.smtp_server import LocalSmtpServer, ReceivedMessage
 from tidings.model import Change, CloseResult, Kind
-from tidings.notices.compose import PlanStats
-from tidings.outbox.attention import STATUS_NAMES
+from tidings.notices.composer import NoticeStats
 from tidings.outbox.dispatcher import DispatchStats
-from tidings.store.codec import loads
-from tidings.store.database import Database
-from tidings.store.schema import DELIVERED, HELD, PENDING, SENDING, entities, inbox, notices
+from tidings.store import Store
+from tidings.store.records import DELIVERED, HELD, STATUS_NAMES
 
 EMAIL, INBOX = "email", "inbox"  # the channels of demo.toml
 CHANNELS = (EMAIL, INBOX)
@@ -103,33 +100,26 @@ class Notice:
         return message_id_for(self.idem_key)
 
 
-def outbox(db: Database) -> list[Notice]:
-    query = select(
-        notices.c.id,
-        notices.c.recipient,
-        notices.c.channel,
-        notices.c.status,
-        notices.c.address,
-        notices.c.changes,
-        notices.c.idem_key,
-    ).order_by(notices.c.id)
-    with db.read() as conn:
-        return [Notice(*row) for row in conn.execute(query)]
+def outbox(store: Store) -> list[Notice]:
+    with store.read() as tx:
+        return [
+            Notice(n.id, n.recipient, n.channel, n.status, n.address, n.changes, n.idem_key)
+            for n in tx.outbox.all()
+        ]
 
 
-def _inbox(db: Database) -> list[tuple[int, str]]:
+def _inbox(store: Store) -> list[tuple[int, str]]:
     """(notice id, recipient) of every message in the in-app inbox."""
-    with db.read() as conn:
-        return [(r.notice_id, r.recipient) for r in conn.execute(select(inbox))]
+    with store.read() as tx:
+        return [(m.notice_id, m.recipient) for m in tx.inbox.all()]
 
 
-def _waiting(db: Database) -> int:
-    with db.read() as conn:
-        query = select(func.count()).where(notices.c.status.in_((PENDING, SENDING)))
-        return int(conn.scalar(query.select_from(notices)) or 0)
+def _waiting(store: Store) -> int:
+    with store.read() as tx:
+        return tx.outbox.due_count()
 
 
-def plan_line(plan: PlanStats | None, written: list[Notice]) -> str:
+def plan_line(plan: NoticeStats | None, written: list[Notice]) -> str:
     per = Counter(n.channel for n in written)
     held = sum(n.status == HELD for n in written)
     line = (
@@ -160,7 +150,7 @@ def dispatch(tidings: Tidings, clock: DemoClock, on_round: Callable[[int], None]
                 if claimed:
                     continue
                 # Nothing due: done, unless pacing handed some back for a moment later.
-                if not _waiting(tidings.db) or time.monotonic() > give_up:
+                if not _waiting(tidings.store) or time.monotonic() > give_up:
                     return total
                 await asyncio.sleep(0.05)
         finally:
@@ -185,26 +175,17 @@ def _sends(change: Change, after: Mapping[str, object] | None, today: str) -> bo
     return entity == g.PERSON and kind is Kind.UPDATED  # personal-details
 
 
-def _records(db: Database, entity: str, keys: Iterable[str]) -> dict[str, dict[str, object]]:
+def _records(store: Store, entity: str, keys: Iterable[str]) -> dict[str, dict[str, object]]:
     """The records of ``entity`` as the close left them (the window's ``after``)."""
-    wanted = sorted(set(keys))
-    found: dict[str, dict[str, object]] = {}
-    with db.read() as conn:
-        for start in range(0, len(wanted), 500):
-            rows = conn.execute(
-                select(entities.c.key, entities.c.baseline).where(
-                    entities.c.entity == entity, entities.c.key.in_(wanted[start : start + 500])
-                )
-            )
-            found.update({key: loads(baseline) for key, baseline in rows if baseline})
-    return found
+    with store.read() as tx:
+        return {key: dict(record) for key, record in tx.ledger.records(entity, keys).items()}
 
 
 def _told(tidings: Tidings, result: CloseResult) -> dict[str, int]:
     """Each trainee the rules tell, and how many of their digest's changes they are told."""
     today = result.closes_at.astimezone(tidings.config.tz).date().isoformat()
     placements = _records(
-        tidings.db,
+        tidings.store,
         g.PLACEMENT,
         (c.ref.key for d in result.digests for c in d.changes if c.ref.entity == g.PLACEMENT),
     )
@@ -238,7 +219,7 @@ def checks(
 ) -> list[Check]:
     told = _told(tidings, result)
     emails = _current_emails(region, exp)
-    written = outbox(tidings.db)
+    written = outbox(tidings.store)
     digests = {d.recipient for d in result.digests}
     per_channel = {c: [n for n in written if n.channel == c] for c in CHANNELS}
     no_email = {r for r in told if not emails.get(r)}
@@ -274,7 +255,7 @@ def checks(
 
     # The inbox: one message per in-app notice, for its recipient.
     in_app = {(n.id, n.recipient) for n in per_channel[INBOX] if n.status == DELIVERED}
-    messages = _inbox(tidings.db)
+    messages = _inbox(tidings.store)
 
     ended = digests - set(told)
     outsiders = {n.recipient for n in written} - digests
@@ -339,8 +320,8 @@ def _mail_dir(server: LocalSmtpServer) -> Path:
 # --- What it looked like -------------------------------------------------------------------
 
 
-def outbox_table(db: Database, server: LocalSmtpServer) -> Table:
-    written = outbox(db)
+def outbox_table(store: Store, server: LocalSmtpServer) -> Table:
+    written = outbox(store)
     table = Table(title="Delivered tonight")
     table.add_column("")
     for column in ("notices", "delivered", "held", "failed", "waiting"):
@@ -358,15 +339,17 @@ def outbox_table(db: Database, server: LocalSmtpServer) -> Table:
     table.add_section()
     table.add_row("emails at the SMTP server", f"{server.received:,}")
     table.add_row(".eml files in mail/", f"{files:,}")
-    table.add_row("in-app inbox messages", f"{len(_inbox(db)):,}")
+    table.add_row("in-app inbox messages", f"{len(_inbox(store)):,}")
     return table
 
 
 def email_to(
-    db: Database, server: LocalSmtpServer, recipient: str
+    store: Store, server: LocalSmtpServer, recipient: str
 ) -> tuple[ReceivedMessage, Notice] | None:
     """The email ``recipient`` was sent tonight as the server received it, and its notice."""
-    sent = {n.message_id: n for n in outbox(db) if n.recipient == recipient and n.channel == EMAIL}
+    sent = {
+        n.message_id: n for n in outbox(store) if n.recipient == recipient and n.channel == EMAIL
+    }
     for message in server.messages:
         notice = sent.get(str(message["Message-ID"]))
         if notice is not None:

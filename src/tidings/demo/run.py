@@ -33,16 +33,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tidings.api import Tidings
-from tidings.channels.devsmtp import LocalSmtpServer
-from tidings.cli import print_close, print_ingest
 from tidings.config import Config, FieldType, load_config
 from tidings.demo import deliver
 from tidings.demo import generate as g
 from tidings.demo.deliver import Check, DemoClock
+from tidings.demo.smtp_server import LocalSmtpServer
 from tidings.model import CloseResult, Digest, IngestStats, Kind
 from tidings.outbox.dispatcher import DispatchStats
 from tidings.quarantine import Entry
-from tidings.store.schema import PENDING
+from tidings.store.records import PENDING
+from tidings.terminal import print_close, print_ingest
 from tidings.window.schedule import local_instant
 from tidings.wording import describe_digest
 
@@ -295,11 +295,11 @@ def _send(
 ) -> None:
     """Send what the close wrote to the outbox, and show where it went."""
     console.rule("The digests go out")
-    written = deliver.outbox(tidings.db)
-    console.print(deliver.plan_line(tidings.last_plan(), written))
+    written = deliver.outbox(tidings.store)
+    console.print(deliver.plan_line(tidings.last_notices(), written))
     waiting = sum(n.status == PENDING for n in written)
     _dispatch(tidings, clock, waiting, busy)
-    console.print(deliver.outbox_table(tidings.db, server))
+    console.print(deliver.outbox_table(tidings.store, server))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,13 +379,13 @@ def _run(
                     f"[bold red]failed:[/] {c.case}: expected {c.expected}, found {c.found}"
                 )
 
-        sent_to = {n.recipient for n in deliver.outbox(tidings.db)}
+        sent_to = {n.recipient for n in deliver.outbox(tidings.store)}
         digest = _showcase(result, exp, config, sent_to)
         if digest is not None:
             console.print(
                 Panel(describe_digest(digest, config), title="One trainee's digest", expand=False)
             )
-            email = deliver.email_to(tidings.db, server, digest.recipient)
+            email = deliver.email_to(tidings.store, server, digest.recipient)
             if email is not None:
                 message, notice = email
                 left_out = len(digest.changes) - notice.changes

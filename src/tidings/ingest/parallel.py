@@ -1,11 +1,12 @@
-"""Ingest large inputs in worker processes, so validating and writing use every core.
+"""Large inputs in worker processes, so validating and writing use every core.
 
-Each worker validates a batch and writes it in its own transaction, exactly as the calling
-process would; on SQLite a shared lock takes turns at writing (SQLite has one writer at a
-time, and waiting on SQLite's own busy handler would sleep far longer than needed), while
-PostgreSQL writers run side by side. The first batches are ingested in the calling process, so
-small inputs never pay for starting a worker. A crash anywhere loses or doubles nothing: each
-batch commits whole or not at all, and re-running the input finds its duplicates.
+A file is handed over as runs of whole lines (``file_chunks``), so the calling process never
+splits it into lines; each worker validates a run and writes it in its own transaction,
+exactly as the calling process would. On SQLite, one writer at a time: workers take turns at a
+lock they share (``writer_turn``), while PostgreSQL writers run side by side. The first batches
+are ingested in the calling process, so small inputs never pay for starting a worker. A crash
+anywhere loses or doubles nothing: each batch commits whole or not at all, and re-running the
+input finds its duplicates.
 """
 
 from __future__ import annotations
@@ -16,52 +17,59 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from tidings.config import Config
-from tidings.ingest.validate import Line, Plain, Validator, validate_batch
-from tidings.model import IngestStats
-from tidings.sources import Format
+from tidings.ingest.validate import Line, Plain
 from tidings.workers import worker_pool
-
-if TYPE_CHECKING:
-    from tidings.ingest.write import Ingestor
 
 INLINE_BATCHES = 2
 # A run of whole lines of one file: its name, the number of its first line, and the bytes. A
 # file is handed to workers like this, so the calling process never splits it into lines.
 Chunk = tuple[str, int, bytes]
 Work = list[Line] | Chunk
+R = TypeVar("R")
 _BLOCK = 1 << 20
 
-_worker: tuple[Validator, Ingestor, AbstractContextManager[Any]] | None = None
+_turn: AbstractContextManager[Any] = nullcontext()
 
 
-def _start(config: Config, fmt: Format, lock: AbstractContextManager[Any] | None) -> None:
-    global _worker
-    from tidings.ingest.write import Ingestor  # a worker-only import, avoiding a cycle
-    from tidings.store.database import open_database
-
-    ingestor = Ingestor(open_database(config.store.url, migrate=False), config, workers=0)
-    _worker = (Validator(config, fmt), ingestor, lock or nullcontext())
+def _start(start: Callable[..., None], args: tuple[Any, ...], lock: Any) -> None:
+    global _turn
+    _turn = lock if lock is not None else nullcontext()
+    start(*args)
 
 
-def _ingest(lines: list[Plain], now_us: int) -> tuple[int, IngestStats]:
-    assert _worker is not None
-    validator, ingestor, lock = _worker
-    planned = ingestor.plan(validate_batch(validator, lines), now_us)
-    with lock:
-        return len(lines), ingestor.store(planned)
+def writer_turn() -> AbstractContextManager[Any]:
+    """In a worker: hold this while writing (SQLite's one writer at a time)."""
+    return _turn
 
 
-def _ingest_chunk(origin: str, first: int, blob: bytes, now_us: int) -> tuple[int, IngestStats]:
-    # Lines exactly as reading the file gives them (newline kept): a rejection reports the
-    # same line, and the same position in it, either way.
-    *whole, last = blob.split(b"\n")
-    lines = [raw + b"\n" for raw in whole]
-    if last:
-        lines.append(last)
-    return _ingest([(origin, first + i, raw) for i, raw in enumerate(lines)], now_us)
+def in_workers(
+    work: Iterator[Work],
+    workers: int,
+    start: Callable[..., None],
+    start_args: tuple[Any, ...],
+    lines_job: Callable[[list[Plain], int], R],
+    chunk_job: Callable[[str, int, bytes, int], R],
+    now_us: Callable[[], int],
+    *,
+    shared_lock: bool,
+) -> Iterator[R]:
+    """Each piece of ``work`` done by a worker (``start(*start_args)`` runs in each first), the
+    results in input order. Jobs are module-level functions, named across the boundary."""
+    lock = multiprocessing.get_context("spawn").Lock() if shared_lock else None
+    with worker_pool(workers, _start, (start, start_args, lock)) as pool:
+        in_flight: deque[Future[R]] = deque()
+        while True:
+            while len(in_flight) < workers * 2 and (piece := next(work, None)):
+                if isinstance(piece, tuple):
+                    in_flight.append(pool.submit(chunk_job, *piece, now_us()))
+                else:
+                    plain = [(line.origin, line.number, line.raw) for line in piece]
+                    in_flight.append(pool.submit(lines_job, plain, now_us()))
+            if not in_flight:
+                return
+            yield in_flight.popleft().result()
 
 
 def file_chunks(
@@ -101,29 +109,6 @@ def _after_nth_newline(data: bytes, n: int, newlines: int) -> int:
     for _ in range(seen - n):
         end = data.rindex(b"\n", 0, end)
     return end + 1
-
-
-def ingest_in_workers(
-    batches: Iterator[Work],
-    config: Config,
-    fmt: Format,
-    workers: int,
-    now_us: Callable[[], int],
-) -> Iterator[tuple[int, IngestStats]]:
-    """``(lines consumed, stats)`` per batch, as workers finish them, in input order."""
-    lock = multiprocessing.get_context("spawn").Lock() if config.store.is_sqlite else None
-    with worker_pool(workers, _start, (config, fmt, lock)) as pool:
-        in_flight: deque[Future[tuple[int, IngestStats]]] = deque()
-        while True:
-            while len(in_flight) < workers * 2 and (batch := next(batches, None)):
-                if isinstance(batch, tuple):
-                    in_flight.append(pool.submit(_ingest_chunk, *batch, now_us()))
-                else:
-                    plain = [(line.origin, line.number, line.raw) for line in batch]
-                    in_flight.append(pool.submit(_ingest, plain, now_us()))
-            if not in_flight:
-                return
-            yield in_flight.popleft().result()
 
 
 def batched(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:

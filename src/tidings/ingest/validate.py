@@ -34,7 +34,7 @@ from tidings.limits import (
 from tidings.model import ChangeEvent, MissingField, Op
 from tidings.sources import PARSERS, Format, detect, parser_for
 from tidings.store.codec import dumps, to_us
-from tidings.store.quarantine import ORIGIN_WIDTH, fit_origin
+from tidings.store.storable import ORIGIN_WIDTH, fit_origin
 
 Plain = tuple[str, int, bytes]
 """A line as ``(origin, number, raw bytes)``; a ``Line`` is one, and so is a plain tuple."""
@@ -304,7 +304,7 @@ def _json_error(exc: orjson.JSONDecodeError) -> str:
     return f"{exc.msg} at character {exc.pos + 1} of the line"
 
 
-def prepare(event: ChangeEvent, origin: str | None) -> Prepared:
+def prepared(event: ChangeEvent, origin: str | None) -> Prepared:
     """The event as a row of the event log (less its status and ingest time)."""
     data = None if event.data is None else dumps(event.data)
     return (
@@ -370,7 +370,7 @@ def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
         elif isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:
-            rows.append(prepare(outcome, where))
+            rows.append(prepared(outcome, where))
     missing = validator.presence.take()
     return Validated(rows, rejected, skipped, count, lines, missing, validator.format)
 

@@ -9,15 +9,19 @@ replaces the record *and* the baseline, so that nobody is told about a bulk relo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tidings.model import ChangeEvent, Op, Record
 
 StepTuple = tuple[str, int, str, Record | None]
 """A step as a plain ``(id, seq, op, data)`` tuple: what the close builds per database row,
 because building a million named tuples costs more than the fold itself."""
+
+StepLike = Sequence[Any]
+"""Any sequence that starts ``(id, seq, op, data)``: a ``StepTuple``, or the longer list the
+store's pending scan gives per event (the fold reads it by index)."""
 
 _PATCH, _DELETE, _LOAD = Op.PATCH.value, Op.DELETE.value, Op.LOAD.value
 
@@ -42,12 +46,13 @@ class Folded:
     baseline: Record | None
     current: Record | None
     seq: int | None
-    applied: tuple[StepTuple, ...]
-    stale: tuple[StepTuple, ...]
+    applied: tuple[StepLike, ...]
+    stale: tuple[StepLike, ...]
 
 
-def _by_seq(step: StepTuple) -> int:
-    return step[1]
+def _by_seq(step: StepLike) -> int:
+    seq: int = step[1]
+    return seq
 
 
 class Folder:
@@ -61,10 +66,10 @@ class Folder:
         self._state: dict[str, object] | None = dict(baseline) if baseline is not None else None
         self._baseline_seq = baseline_seq
         self._seq = baseline_seq
-        self._applied: list[StepTuple] = []
-        self._stale: list[StepTuple] = []
+        self._applied: list[StepLike] = []
+        self._stale: list[StepLike] = []
 
-    def apply(self, step: StepTuple) -> None:
+    def apply(self, step: StepLike) -> None:
         # By index, so a longer row (the close passes its own) works as well as a StepTuple.
         step_seq, op, data = step[1], step[2], step[3]
         if self._baseline_seq is not None and step_seq <= self._baseline_seq:
@@ -88,7 +93,7 @@ class Folder:
         return Folded(self._base, self._state, self._seq, tuple(self._applied), tuple(self._stale))
 
 
-def fold(baseline: Record | None, baseline_seq: int | None, steps: Iterable[StepTuple]) -> Folded:
+def fold(baseline: Record | None, baseline_seq: int | None, steps: Iterable[StepLike]) -> Folded:
     """Apply ``steps`` to ``baseline``; a stable sort keeps arrival order among equal seqs."""
     folder = Folder(baseline, baseline_seq)
     for step in sorted(steps, key=_by_seq):

@@ -8,11 +8,23 @@ the record was ``removed`` and the new one that it was ``added``.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from typing import Protocol
 
-from tidings.config import EntityType
-from tidings.model import Change, Digest, EntityRef, FieldChange, Kind, Record
+from tidings.model import Change, EntityRef, FieldChange, Kind, Record
+
+
+class RecordShape(Protocol):
+    """What the net change needs to know of an entity type (``config.EntityType`` is one):
+    its key field, the field naming the recipient, and the fields whose edits never count."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def recipient(self) -> str | None: ...
+
+    @property
+    def ignore(self) -> frozenset[str]: ...
 
 
 def _whole(record: Record, ignore: frozenset[str], *, as_before: bool) -> dict[str, FieldChange]:
@@ -23,7 +35,7 @@ def _whole(record: Record, ignore: frozenset[str], *, as_before: bool) -> dict[s
 
 
 def diff(
-    etype: EntityType, before: Record | None, after: Record | None
+    etype: RecordShape, before: Record | None, after: Record | None
 ) -> tuple[Kind, dict[str, FieldChange]] | None:
     """The net change of one entity, or ``None`` when nothing that matters changed."""
     ignore = etype.ignore
@@ -45,7 +57,7 @@ def diff(
     return Kind.UPDATED, dict(sorted(fields.items()))
 
 
-def recipient_of(etype: EntityType, ref: EntityRef, record: Record | None) -> str | None:
+def recipient_of(etype: RecordShape, ref: EntityRef, record: Record | None) -> str | None:
     """Who a record names as its recipient (the key itself when the recipient is the key)."""
     if record is None or etype.recipient is None:
         return None
@@ -55,8 +67,8 @@ def recipient_of(etype: EntityType, ref: EntityRef, record: Record | None) -> st
     return None if value is None else str(value)
 
 
-def address(
-    etype: EntityType, ref: EntityRef, before: Record | None, after: Record | None
+def changes_by_recipient(
+    etype: RecordShape, ref: EntityRef, before: Record | None, after: Record | None
 ) -> tuple[list[tuple[str | None, Change]], bool]:
     """The changes each recipient is told about one entity, and whether anything changed.
 
@@ -79,14 +91,3 @@ def address(
     if after is not None and new is not None:
         out.append((new, Change(ref, Kind.ADDED, _whole(after, etype.ignore, as_before=False))))
     return out, True
-
-
-def digests(addressed: Iterable[tuple[str, Change]]) -> tuple[Digest, ...]:
-    """One digest per recipient, sorted by recipient; changes sorted by (source, entity, key)."""
-    by_recipient: dict[str, list[Change]] = defaultdict(list)
-    for recipient, change in addressed:
-        by_recipient[recipient].append(change)
-    return tuple(
-        Digest(r, tuple(sorted(cs, key=lambda c: (c.ref, c.kind.value))))
-        for r, cs in sorted(by_recipient.items())
-    )

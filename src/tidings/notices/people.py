@@ -11,11 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from tidings.config import ContactsConfig, PeopleConfig
-from tidings.store.codec import loads
-from tidings.store.lookups import CHUNK, param_mark
+from tidings.store import Tx
 from tidings.templates.formatting import one_line
 
 
@@ -52,30 +49,11 @@ def person_from(
     )
 
 
-def people(conn: Connection, config: PeopleConfig, recipients: Iterable[str]) -> dict[str, Person]:
+def people(tx: Tx, config: PeopleConfig, recipients: Iterable[str]) -> dict[str, Person]:
     """Each recipient's details from their person record's baseline (any source)."""
     wanted = sorted(set(recipients))
-    mark = param_mark(conn)
-    found: dict[str, Person] = {}
-    # The ledger's key starts with the source: naming the sources lets every look-up below
-    # use it (without them each chunk would scan the whole table).
-    sources = [
-        row[0]
-        for row in conn.exec_driver_sql(
-            f"SELECT DISTINCT source FROM entities WHERE entity = {mark}", (config.entity,)
-        )
-    ]
-    for source in sources:
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            rows = conn.exec_driver_sql(
-                f"SELECT key, baseline FROM entities WHERE source = {mark} AND entity = {mark} "
-                f"AND key IN ({', '.join([mark] * len(chunk))}) AND baseline IS NOT NULL",
-                (source, config.entity, *chunk),
-            )
-            for key, baseline in rows:
-                found[key] = person_from(key, loads(baseline), config)
-    return {r: found.get(r) or Person(r, None, None, None) for r in wanted}
+    found = tx.ledger.records(config.entity, wanted)
+    return {r: person_from(r, found.get(r), config) for r in wanted}
 
 
 def contact_id(contacts: ContactsConfig, key: str) -> str:
@@ -84,21 +62,14 @@ def contact_id(contacts: ContactsConfig, key: str) -> str:
     return f"{contacts.entity}:{key}"
 
 
-def contact_index(conn: Connection, contacts: ContactsConfig) -> dict[str, list[Person]]:
+def contact_index(tx: Tx, contacts: ContactsConfig) -> dict[str, list[Person]]:
     """Every contact record of ``contacts.entity``, by the value of its ``match`` field.
 
     Contact lists are small (organisations' named contacts), so one read per close is cheaper
     than a look-up per changed record.
     """
-    mark = param_mark(conn)
     index: dict[str, list[Person]] = defaultdict(list)
-    rows = conn.exec_driver_sql(
-        f"SELECT key, baseline FROM entities WHERE entity = {mark} AND baseline IS NOT NULL "
-        "ORDER BY key",
-        (contacts.entity,),
-    )
-    for key, baseline in rows:
-        record = loads(baseline) or {}
+    for key, record in tx.ledger.all_records(contacts.entity):
         value = record.get(contacts.match)
         if value is None:
             continue

@@ -1,24 +1,23 @@
 """Preferences per recipient and category: channels opted out of, and daily or weekly digests.
 
 Categories marked critical cannot be opted out of or delayed: setting that is refused, and a
-stored preference is ignored for them.
+stored preference is ignored for them. Deciding is pure (``Preferences.choice``,
+``apply_preferences``); ``show`` and ``change`` read and write through the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, select
-
 from tidings.config import Config
 from tidings.errors import InputError
-from tidings.store.codec import dumps, loads, to_us
-from tidings.store.database import Database
-from tidings.store.lookups import CHUNK
-from tidings.store.schema import preferences
+from tidings.notices.routing import Group, GroupKey
+from tidings.store import Store, Tx
+from tidings.store.codec import to_us
+from tidings.store.records import PreferenceRecord
 
 Frequency = Literal["daily", "weekly"]
 
@@ -39,6 +38,11 @@ class Preference:
         }
 
 
+def _preference(record: PreferenceRecord) -> Preference:
+    frequency = record.frequency if record.frequency in ("daily", "weekly") else None
+    return Preference(record.recipient, record.category, record.opted_out, frequency)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """What to do with one recipient's changes of one category on one channel."""
@@ -50,23 +54,14 @@ class Choice:
 class Preferences:
     """The stored preferences of the recipients in one close, applied with the config."""
 
-    def __init__(self, config: Config, stored: dict[tuple[str, str], Preference]) -> None:
+    def __init__(self, config: Config, stored: Mapping[tuple[str, str], Preference]) -> None:
         self._config = config
         self._stored = stored
 
     @classmethod
-    def load(cls, conn: Connection, config: Config, recipients: Iterable[str]) -> Preferences:
-        wanted = sorted(set(recipients))
-        stored: dict[tuple[str, str], Preference] = {}
-        for start in range(0, len(wanted), CHUNK):
-            rows = conn.execute(
-                select(preferences).where(
-                    preferences.c.recipient.in_(wanted[start : start + CHUNK])
-                )
-            )
-            for row in rows:
-                stored[(row.recipient, row.category)] = _from_row(row)
-        return cls(config, stored)
+    def load(cls, tx: Tx, config: Config, recipients: Iterable[str]) -> Preferences:
+        records = tx.preferences.of_recipients(recipients)
+        return cls(config, {(r.recipient, r.category): _preference(r) for r in records})
 
     def choice(self, recipient: str, category: str, channel: str) -> Choice:
         spec = self._config.categories.get(category)
@@ -80,27 +75,33 @@ class Preferences:
         return Choice(send=channel not in pref.opted_out, weekly=weekly)
 
 
-def _from_row(row: object) -> Preference:
-    return Preference(
-        row.recipient,  # type: ignore[attr-defined]
-        row.category,  # type: ignore[attr-defined]
-        frozenset(loads(row.opted_out) or ()),  # type: ignore[attr-defined]
-        row.frequency,  # type: ignore[attr-defined]
-    )
+def apply_preferences(
+    groups: Mapping[GroupKey, Group], prefs: Preferences, *, weekly_due: bool
+) -> tuple[dict[GroupKey, Group], list[Group], int]:
+    """Groups to send now, groups for the weekly digest (only when ``weekly_due`` is not
+    today), and how many were dropped by opt-outs. Each group is one recipient's changes of one
+    category on one channel: preferences are per category."""
+    kept: dict[GroupKey, Group] = {}
+    weekly: list[Group] = []
+    opted_out = 0
+    for key, group in groups.items():
+        choice = prefs.choice(group.recipient, group.category, group.channel)
+        if not choice.send:
+            opted_out += 1
+        elif choice.weekly and weekly_due:
+            weekly.append(group)
+        else:
+            kept[key] = group
+    return kept, weekly, opted_out
 
 
-def show(db: Database, recipient: str) -> list[Preference]:
-    with db.read() as conn:
-        rows = conn.execute(
-            select(preferences)
-            .where(preferences.c.recipient == recipient)
-            .order_by(preferences.c.category)
-        )
-        return [_from_row(row) for row in rows]
+def show(store: Store, recipient: str) -> list[Preference]:
+    with store.read() as tx:
+        return [_preference(r) for r in tx.preferences.of(recipient)]
 
 
 def change(
-    db: Database,
+    store: Store,
     config: Config,
     recipient: str,
     category: str,
@@ -129,26 +130,14 @@ def change(
             field="category",
             record=recipient,
         )
-    with db.write() as conn:
-        row = conn.execute(
-            select(preferences).where(
-                preferences.c.recipient == recipient, preferences.c.category == category
-            )
-        ).first()
-        current = _from_row(row) if row else Preference(recipient, category, frozenset(), None)
-        updated = Preference(
+    with store.write() as tx:
+        stored = {p.category: p for p in tx.preferences.of(recipient)}
+        current = stored.get(category) or PreferenceRecord(recipient, category, frozenset(), None)
+        updated = PreferenceRecord(
             recipient,
             category,
             (current.opted_out | out) - back,
             frequency or current.frequency,
         )
-        values = {
-            "opted_out": dumps(sorted(updated.opted_out)),
-            "frequency": updated.frequency,
-            "updated_us": to_us(now),
-        }
-        stmt = db.insert(preferences).values(recipient=recipient, category=category, **values)
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["recipient", "category"], set_=values)
-        )
-    return updated
+        tx.preferences.put(updated, to_us(now))
+    return _preference(updated)

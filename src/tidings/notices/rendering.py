@@ -1,8 +1,9 @@
-"""Rendering digests for the outbox: the renderer interface and the work a close hands out.
+"""Rendering digests for the outbox with the configured templates (``tidings.templates``).
 
-A large close renders part of its digests in a worker process; the worker builds its renderer
-once, as it starts, from a module-level factory (so it can be named across the process
-boundary) and the config.
+``Renderer`` is what the composer needs; ``TemplateRenderer`` is the one it gets: one context
+builder per config, templates compiled once. A large close renders part of its digests in a
+worker process, which builds its renderer once, as it starts, from a module-level factory (so
+it can be named across the process boundary) and the config.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from tidings.config import Config, Medium
 from tidings.errors import TidingsError
 from tidings.model import NoticeItem
 from tidings.notices.people import Person
+from tidings.templates import TemplateSet
+from tidings.templates.context import ContextBuilder
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,48 @@ class Renderer(Protocol):
         closes_at: datetime,
         today: date,
     ) -> Parts: ...
+
+
+class TemplateRenderer:
+    """The composer's ``Renderer``: one context builder per config, templates compiled once."""
+
+    def __init__(self, templates: TemplateSet, config: Config) -> None:
+        self._templates = templates
+        self._builder = ContextBuilder(config)
+
+    def render(
+        self,
+        template: str,
+        medium: Medium,
+        *,
+        recipient: Person,
+        items: Sequence[NoticeItem],
+        closes_at: datetime,
+        today: date,
+    ) -> Parts:
+        if medium == "webhook":
+            # A webhook carries the digest itself as JSON; the text is only a summary line.
+            count = len(items)
+            return Parts(None, f"{count} change{'s' if count != 1 else ''}")
+        context = self._builder.build(
+            recipient_id=recipient.id,
+            recipient_name=recipient.name,
+            items=items,
+            closes_at=closes_at,
+            today=today,
+            medium=medium,
+        )
+        rendered = self._templates.render(template, medium, context)
+        if medium == "inapp":
+            return Parts(rendered.title, rendered.body or "")
+        if medium == "sms":
+            return Parts(None, rendered.text or "")
+        return Parts(rendered.subject, rendered.text or "", rendered.html)
+
+
+def template_renderer(config: Config) -> TemplateRenderer:
+    """A renderer built from the config alone (in a worker process that renders a share)."""
+    return TemplateRenderer(TemplateSet.load(config), config)
 
 
 Job = tuple[str, Medium, Person, Sequence[NoticeItem]]  # template, medium, recipient, items

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tidings.config import Config
-from tidings.ledger.netchange import address
+from tidings.ledger.netchange import changes_by_recipient
 from tidings.model import NoticeItem
-from tidings.notices.compose import NoticePlanner, item_from_json
-from tidings.store import held as held_store
+from tidings.notices.composer import NoticeComposer
+from tidings.notices.items import item_from_json
+from tidings.store import Store
 from tidings.store.codec import loads, to_us
-from tidings.store.database import Database
-from tidings.store.schema import HELD_NO_RECIPIENT
+from tidings.store.records import DISMISSED, HELD_NO_RECIPIENT, REPLAYED
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +30,15 @@ class ReplayResult:
 
 
 def replay_held(
-    db: Database,
+    store: Store,
     config: Config,
-    planner: NoticePlanner,
+    composer: NoticeComposer,
     ids: Sequence[int] | None,
     now: datetime,
 ) -> ReplayResult:
     """Route the open held changes ``ids`` (all open ones when ``None``) again."""
-    with db.write() as conn:
-        found = held_store.held(conn, ids, limit=100_000)
+    with store.write() as tx:
+        found = tx.held.held(ids, limit=100_000)
         if not found:
             return ReplayResult((), (), 0)
         addressed: list[tuple[str, NoticeItem]] = []
@@ -52,7 +52,7 @@ def replay_held(
                 if etype is None:
                     still[change.id] = f"entity type {ref.entity!r} is no longer in the config"
                     continue
-                pairs, _ = address(etype, ref, item.before, item.after)
+                pairs, _ = changes_by_recipient(etype, ref, item.before, item.after)
                 told = [(who, NoticeItem(c, item.before, item.after)) for who, c in pairs if who]
                 if not told:
                     field = etype.recipient
@@ -64,8 +64,8 @@ def replay_held(
                 addressed.append((who, routed))
                 owner[(who, ref.source, ref.entity, ref.key)] = change.id
         key = "held:" + ",".join(str(c.id) for c in found)
-        stats = planner.plan(
-            conn,
+        stats = composer.compose(
+            tx,
             window_id=None,
             closes_at=now,
             now=now,
@@ -78,13 +78,13 @@ def replay_held(
             if held_id is not None:
                 still[held_id] = hold.reason
         for held_id, reason in still.items():
-            held_store.still_held(conn, held_id, reason)
+            tx.held.still_held(held_id, reason)
         done = [c.id for c in found if c.id not in still]
-        held_store.resolve(conn, done, held_store.REPLAYED, to_us(now))
+        tx.held.resolve(done, REPLAYED, to_us(now))
     return ReplayResult(tuple(done), tuple(sorted(still.items())), stats.notices)
 
 
-def dismiss_held(db: Database, ids: Sequence[int], now: datetime) -> int:
+def dismiss_held(store: Store, ids: Sequence[int], now: datetime) -> int:
     """Decide, by hand, that held changes are not to be sent."""
-    with db.write() as conn:
-        return held_store.resolve(conn, ids, held_store.DISMISSED, to_us(now))
+    with store.write() as tx:
+        return tx.held.resolve(ids, DISMISSED, to_us(now))

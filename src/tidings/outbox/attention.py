@@ -1,5 +1,5 @@
-"""What needs a person's attention: failed and held notices, undeliverable addresses, and
-provider delivery receipts that arrive after a send (GOV.UK Notify callbacks).
+"""What needs a person's attention: failed, held and retrying notices, undeliverable addresses,
+and provider delivery receipts that arrive after a send.
 
 A permanent failure keeps its notice here (``failed``) and marks the address undeliverable, so
 later notices to it are ``held`` rather than sent into the void. When the person's address
@@ -9,20 +9,21 @@ changes in ingested data, the window close releases their held notices to the ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
-
-from tidings.channels.base import Delivered, PermanentFailure, RateLimited, TransientFailure
 from tidings.errors import InputError
+from tidings.outbox.channel import Delivered, PermanentFailure, TransientFailure
+from tidings.store import Store
 from tidings.store.codec import from_us, to_us
-from tidings.store.database import Database
-from tidings.store.schema import DELIVERED, FAILED, HELD, PENDING, notices, undeliverable
-
-STATUS_NAMES = {0: "pending", 1: "sending", 2: "delivered", 3: "failed", 4: "held", 5: "cancelled"}
+from tidings.store.records import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    STATUS_NAMES,
+    NoticeRecord,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,114 +56,72 @@ class NoticeSummary:
         }
 
 
-def _summary(row: object) -> NoticeSummary:
-    r = row  # a Row of the notices table
+def summary(n: NoticeRecord) -> NoticeSummary:
     return NoticeSummary(
-        r.id,  # type: ignore[attr-defined]
-        r.recipient,  # type: ignore[attr-defined]
-        r.channel,  # type: ignore[attr-defined]
-        r.address,  # type: ignore[attr-defined]
-        STATUS_NAMES[r.status],  # type: ignore[attr-defined]
-        r.attempts,  # type: ignore[attr-defined]
-        r.outcome,  # type: ignore[attr-defined]
-        r.reason,  # type: ignore[attr-defined]
-        from_us(r.created_us),  # type: ignore[attr-defined]
-        r.subject,  # type: ignore[attr-defined]
-        from_us(r.due_us) if r.status == PENDING else None,  # type: ignore[attr-defined]
+        n.id,
+        n.recipient,
+        n.channel,
+        n.address,
+        STATUS_NAMES[n.status],
+        n.attempts,
+        n.outcome,
+        n.reason,
+        from_us(n.created_us),
+        n.subject,
+        from_us(n.due_us) if n.status == PENDING else None,
     )
 
 
-def attention(db: Database, limit: int = 1000) -> list[NoticeSummary]:
+def attention(store: Store, limit: int = 1000) -> list[NoticeSummary]:
     """Failed and held notices, oldest first."""
-    with db.read() as conn:
-        rows = conn.execute(
-            select(notices)
-            .where(notices.c.status.in_((FAILED, HELD)))
-            .order_by(notices.c.id)
-            .limit(limit)
-        )
-        return [_summary(row) for row in rows]
+    with store.read() as tx:
+        return [summary(n) for n in tx.outbox.attention(limit)]
 
 
-def retrying(db: Database, limit: int = 1000) -> list[NoticeSummary]:
+def retrying(store: Store, limit: int = 1000) -> list[NoticeSummary]:
     """Notices waiting to be tried again after a failed or rate-limited send, with the last
     reason and the next attempt; the longest waiting first."""
-    with db.read() as conn:
-        rows = conn.execute(
-            select(notices)
-            .where(notices.c.status == PENDING)
-            .where((notices.c.attempts > 0) | (notices.c.rate_limits > 0))
-            .order_by(notices.c.id)
-            .limit(limit)
-        )
-        return [_summary(row) for row in rows]
+    with store.read() as tx:
+        return [summary(n) for n in tx.outbox.retrying(limit)]
 
 
-def notices_of(db: Database, recipient: str, limit: int = 100) -> list[NoticeSummary]:
-    with db.read() as conn:
-        rows = conn.execute(
-            select(notices)
-            .where(notices.c.recipient == recipient)
-            .order_by(notices.c.id.desc())
-            .limit(limit)
-        )
-        return [_summary(row) for row in rows]
+def notices_of(store: Store, recipient: str, limit: int = 100) -> list[NoticeSummary]:
+    with store.read() as tx:
+        return [summary(n) for n in tx.outbox.of_recipient(recipient, limit)]
 
 
-def counts(db: Database) -> dict[str, int]:
+def counts(store: Store) -> dict[str, int]:
     """How many notices are in each status."""
-    with db.read() as conn:
-        rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
-        found = {STATUS_NAMES[status]: int(n) for status, n in rows}
-    return {name: found.get(name, 0) for name in STATUS_NAMES.values()}
+    with store.read() as tx:
+        found = tx.outbox.counts()
+    return {name: found.get(status, 0) for status, name in STATUS_NAMES.items()}
 
 
-def retry(db: Database, ids: Sequence[int], now: datetime) -> int:
+def retry(store: Store, ids: Sequence[int], now: datetime) -> int:
     """Send failed or held notices again now (after the cause was fixed by hand)."""
-    with db.write() as conn:
-        result = conn.execute(
-            update(notices)
-            .where(notices.c.id.in_(list(ids)), notices.c.status.in_((FAILED, HELD)))
-            .where(notices.c.address.is_not(None))
-            .values(
-                status=PENDING,
-                due_us=to_us(now),
-                attempts=0,
-                lease_us=None,
-                outcome="retry",
-                reason="retried by hand",
-            )
-        )
-        return int(result.rowcount or 0)
+    with store.write() as tx:
+        return tx.outbox.retry(ids, to_us(now))
 
 
-def undeliverable_addresses(db: Database) -> list[tuple[str, str, str, datetime]]:
+def undeliverable_addresses(store: Store) -> list[tuple[str, str, str, datetime]]:
     """(address, channel, reason, since) for every address marked undeliverable."""
-    with db.read() as conn:
-        rows = conn.execute(select(undeliverable).order_by(undeliverable.c.since_us))
-        return [(r.address, r.channel, r.reason, from_us(r.since_us)) for r in rows]
+    with store.read() as tx:
+        return [
+            (u.address, u.channel, u.reason, from_us(u.since_us)) for u in tx.outbox.undeliverable()
+        ]
 
 
-def forget(db: Database, address: str, now: datetime) -> int:
+def forget(store: Store, address: str, now: datetime) -> int:
     """Clear an address's undeliverable mark and send its held notices again."""
-    with db.write() as conn:
-        gone = conn.execute(delete(undeliverable).where(undeliverable.c.address == address))
-        if gone.rowcount == 0:
-            raise InputError("this address is not marked undeliverable", field="address")
-        return _release(conn, address, now)
-
-
-def _release(conn: Connection, address: str, now: datetime) -> int:
-    result = conn.execute(
-        update(notices)
-        .where(notices.c.address == address, notices.c.status == HELD)
-        .values(status=PENDING, due_us=to_us(now), attempts=0, outcome="released", reason=None)
-    )
-    return int(result.rowcount or 0)
+    with store.write() as tx:
+        released = tx.outbox.forget(address, to_us(now))
+    if released is None:
+        raise InputError("this address is not marked undeliverable", field="address")
+    return released
 
 
 def apply_receipt(
-    db: Database,
+    store: Store,
     provider_ref: str,
     outcome: Delivered | PermanentFailure | TransientFailure,
     now: datetime,
@@ -174,9 +133,9 @@ def apply_receipt(
     Delivered confirms; a permanent failure fails the notice and marks its address
     undeliverable (holding later notices); a temporary one sends it again after ``retry_in``.
     """
-    with db.write() as conn:
-        row = conn.execute(select(notices).where(notices.c.provider_ref == provider_ref)).first()
-        if row is None:
+    with store.write() as tx:
+        notice = tx.outbox.by_provider_ref(provider_ref)
+        if notice is None:
             return False
         if isinstance(outcome, Delivered):
             values: dict[str, object] = {
@@ -193,52 +152,9 @@ def apply_receipt(
                 "outcome": "transient",
                 "reason": outcome.reason,
             }
-        conn.execute(update(notices).where(notices.c.id == row.id).values(**values))
-        if isinstance(outcome, PermanentFailure) and outcome.bad_address and row.address:
-            mark_undeliverable(db, conn, row.address, row.channel, outcome.reason, row.id, now)
+        tx.outbox.set_outcome(notice.id, values)
+        if isinstance(outcome, PermanentFailure) and outcome.bad_address and notice.address:
+            tx.outbox.mark_undeliverable(
+                notice.address, notice.channel, outcome.reason, notice.id, to_us(now)
+            )
     return True
-
-
-def mark_undeliverable(
-    db: Database,
-    conn: Connection,
-    address: str,
-    channel: str,
-    reason: str,
-    notice_id: int,
-    now: datetime,
-) -> int:
-    """Remember a bad address and hold every notice still waiting to go to it."""
-    conn.execute(
-        db.insert(undeliverable)
-        .values(
-            address=address,
-            channel=channel,
-            reason=reason,
-            since_us=to_us(now),
-            notice_id=notice_id,
-        )
-        .on_conflict_do_nothing(index_elements=["address"])
-    )
-    result = conn.execute(
-        update(notices)
-        .where(notices.c.address == address, notices.c.status == PENDING)
-        .values(status=HELD, outcome="held", reason=f"address undeliverable: {reason}")
-    )
-    return int(result.rowcount or 0)
-
-
-def apply_notify_callback(db: Database, body: Mapping[str, Any], now: datetime) -> bool:
-    """Apply one GOV.UK Notify delivery-status callback to the notice it reports on.
-
-    ``False`` when the notice is unknown (not ours) or the status is not final yet; a malformed
-    body raises ``InputError`` naming the field. Verify the callback's bearer token first
-    (``tidings.channels.notify.verify_callback_token``).
-    """
-    from tidings.channels.notify import parse_callback
-
-    receipt = parse_callback(body)
-    outcome = receipt.outcome
-    if outcome is None or isinstance(outcome, RateLimited):
-        return False
-    return apply_receipt(db, receipt.provider_ref, outcome, now)

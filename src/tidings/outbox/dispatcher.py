@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-
-from tidings.channels.base import (
+from tidings.config import Config, parse_duration
+from tidings.errors import StoreDataError, StoreError
+from tidings.outbox.channel import (
     Channel,
     Delivered,
     Message,
@@ -53,44 +53,33 @@ from tidings.channels.base import (
     RateLimited,
     TransientFailure,
 )
-from tidings.config import Config, parse_duration
-from tidings.errors import StoreDataError, StoreError
-from tidings.outbox.attention import mark_undeliverable
 from tidings.outbox.pacing import Pacer, backoff_delay
+from tidings.store import Store
 from tidings.store.codec import loads, to_us
-from tidings.store.database import Database
-from tidings.store.lookups import param_mark
-from tidings.store.schema import DELIVERED, FAILED, PENDING, SENDING, notices
+from tidings.store.records import DELIVERED, FAILED, PENDING, Claim
 
 log = logging.getLogger("tidings.dispatch")
 
 Clock = Callable[[], datetime]
 _PACE_HOLD = 2.0  # seconds of pacing worth waiting under a lease; longer waits hand back
 _LEASE_MARGIN = 0.5  # send only while at least this share of the lease remains
-# One outcome, written only while our claim (status sending, our lease) still holds.
-_RECORD = (
-    "UPDATE notices SET status = ?, due_us = COALESCE(?, due_us), "
-    "sent_us = COALESCE(?, sent_us), outcome = ?, reason = ?, "
-    "provider_ref = COALESCE(?, provider_ref), attempts = ?, rate_limits = ?, lease_us = NULL "
-    f"WHERE id = ? AND status = {SENDING} AND lease_us = ?"
-)
 _MAX_REASON = 500  # characters of a provider's reply kept with a notice
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    id: int
-    idem_key: str
-    recipient: str
-    channel: str
-    address: str
-    subject: str | None
-    body: str
-    html: str | None
-    payload: str
-    attempts: int
+    """A notice this dispatcher claimed, and the lease it holds it under."""
+
+    claim: Claim
     lease_us: int
-    rate_limits: int = 0
+
+    @property
+    def id(self) -> int:
+        return self.claim.id
+
+    @property
+    def channel(self) -> str:
+        return self.claim.channel
 
 
 @dataclass
@@ -125,7 +114,7 @@ class DispatchStats:
 class Dispatcher:
     def __init__(
         self,
-        db: Database,
+        store: Store,
         config: Config,
         channels: Mapping[str, Channel],
         *,
@@ -136,7 +125,7 @@ class Dispatcher:
     ) -> None:
         """``clock`` is wall time (due times, leases, records); ``timer`` paces sending and
         must advance as ``sleep`` does, so it is real time unless a test fakes both."""
-        self._db = db
+        self._store = store
         self._config = config
         self._channels = channels
         self._clock = clock
@@ -201,59 +190,9 @@ class Dispatcher:
         now = to_us(self._clock()) if until is None else until
         lease = to_us(self._clock() + self._lease)
         limit = self._config.delivery.batch_size
-        channels = sorted(self._channels)
-        if not channels:
-            return []
-        with self._db.write() as conn:
-            due = (
-                select(notices.c.id)
-                .where(notices.c.channel.in_(channels))
-                .where(
-                    ((notices.c.status == PENDING) & (notices.c.due_us <= now))
-                    | ((notices.c.status == SENDING) & (notices.c.lease_us < now))
-                )
-                .order_by(notices.c.due_us, notices.c.id)
-                .limit(limit)
-            )
-            if not self._db.is_sqlite:
-                due = due.with_for_update(skip_locked=True)
-            rows = conn.execute(
-                update(notices)
-                .where(notices.c.id.in_(due.scalar_subquery()))
-                .values(status=SENDING, lease_us=lease)
-                .returning(
-                    notices.c.id,
-                    notices.c.idem_key,
-                    notices.c.recipient,
-                    notices.c.channel,
-                    notices.c.address,
-                    notices.c.subject,
-                    notices.c.body,
-                    notices.c.html,
-                    notices.c.payload,
-                    notices.c.attempts,
-                    notices.c.rate_limits,
-                )
-            ).all()
-        claimed = [
-            Claimed(
-                id=row.id,
-                idem_key=row.idem_key,
-                recipient=row.recipient,
-                channel=row.channel,
-                address=row.address,
-                subject=row.subject,
-                body=row.body,
-                html=row.html,
-                payload=row.payload,
-                attempts=row.attempts,
-                lease_us=lease,
-                rate_limits=row.rate_limits,
-            )
-            for row in rows
-        ]
-        claimed.sort(key=lambda c: c.id)
-        return claimed
+        with self._store.write() as tx:
+            claims = tx.outbox.claim(sorted(self._channels), now, lease, limit)
+        return [Claimed(claim, lease) for claim in claims]
 
     # Steps 2 to 4
     async def _deliver(self, notice: Claimed, stats: DispatchStats) -> None:
@@ -261,16 +200,17 @@ class Dispatcher:
         async with self._limits[notice.channel]:
             if not await self._paced(notice, stats):
                 return
+            claim = notice.claim
             message = Message(
-                notice_id=notice.id,
-                idempotency_key=notice.idem_key,
-                channel=notice.channel,
-                recipient=notice.recipient,
-                address=notice.address,
-                subject=notice.subject,
-                text=notice.body,
-                html=notice.html,
-                payload=loads(notice.payload),
+                notice_id=claim.id,
+                idempotency_key=claim.idem_key,
+                channel=claim.channel,
+                recipient=claim.recipient,
+                address=claim.address,
+                subject=claim.subject,
+                text=claim.body,
+                html=claim.html,
+                payload=loads(claim.payload),
             )
             try:
                 outcome: Outcome = await channel.send(message)
@@ -291,11 +231,11 @@ class Dispatcher:
         if self._lease_running_out(notice):
             stats.lost_lease += 1
             return False
-        wait = self._pacer.reserve(notice.channel, notice.address, self._timer(), _PACE_HOLD)
+        wait = self._pacer.reserve(notice.channel, notice.claim.address, self._timer(), _PACE_HOLD)
         if wait > _PACE_HOLD:
-            with self._db.write() as conn:
-                due = self._clock() + timedelta(seconds=wait)
-                self._hand_back(conn, notice, due, "paced")
+            due = to_us(self._clock() + timedelta(seconds=wait))
+            with self._store.write() as tx:
+                tx.outbox.hand_back(notice.id, notice.lease_us, due, "paced")
             stats.deferred += 1
             return False
         if wait > 0:
@@ -359,24 +299,21 @@ class Dispatcher:
             rows.append(row)
             kinds.append(kind)
         counted: list[tuple[DispatchStats, str, str]] = []
-        with self._db.write() as conn:
-            mark = param_mark(conn)
-            for (notice, outcome, stats), row, kind in zip(batch, rows, kinds, strict=True):
-                result = conn.exec_driver_sql(_RECORD.replace("?", mark), row)
-                if result.rowcount == 0:
+        with self._store.write() as tx:
+            written = tx.outbox.record(rows)
+            for (notice, outcome, stats), kind, ok in zip(batch, kinds, written, strict=True):
+                if not ok:
                     # Our lease ran out and another dispatcher took the notice over: its
                     # outcome is the one that counts.
                     counted.append((stats, "lost_lease", notice.channel))
                     continue
                 if isinstance(outcome, PermanentFailure) and outcome.bad_address:
-                    held = mark_undeliverable(
-                        self._db,
-                        conn,
-                        notice.address,
+                    held = tx.outbox.mark_undeliverable(
+                        notice.claim.address,
                         notice.channel,
                         _clean(outcome.reason),
                         notice.id,
-                        now,
+                        to_us(now),
                     )
                     counted.extend((stats, "held", notice.channel) for _ in range(held))
                 counted.append((stats, kind, notice.channel))
@@ -395,8 +332,9 @@ class Dispatcher:
         except Exception as exc:
             log.exception("notice %s: cannot work out what its outcome means", notice.id)
             reason = f"technical failure ({type(exc).__name__}) while recording: {_reason(outcome)}"
-            row = (FAILED, None, None, "failed", _clean(reason), None, notice.attempts + 1,
-                   notice.rate_limits, notice.id, notice.lease_us)  # fmt: skip
+            claim = notice.claim
+            row = (FAILED, None, None, "failed", _clean(reason), None, claim.attempts + 1,
+                   claim.rate_limits, notice.id, notice.lease_us)  # fmt: skip
             return row, "failed"
 
     def _wait(self, seconds: float) -> float:
@@ -410,8 +348,8 @@ class Dispatcher:
         settings = self._config.channels[notice.channel]
         # A rate limit is the provider's choice, not a failed attempt; it has its own budget.
         limited = isinstance(outcome, RateLimited)
-        attempts = notice.attempts + (0 if limited else 1)
-        rate_limits = notice.rate_limits + (1 if limited else 0)
+        attempts = notice.claim.attempts + (0 if limited else 1)
+        rate_limits = notice.claim.rate_limits + (1 if limited else 0)
         due: int | None = None
         sent: int | None = None
         ref: str | None = None
@@ -454,20 +392,6 @@ class Dispatcher:
             notice.lease_us,
         )
         return row, kind
-
-    def _hand_back(self, conn: Connection, notice: Claimed, due: datetime, why: str) -> None:
-        conn.execute(
-            update(notices)
-            .where(notices.c.id == notice.id)
-            .where(notices.c.status == SENDING)
-            .where(notices.c.lease_us == notice.lease_us)
-            .values(
-                status=PENDING,
-                due_us=to_us(due),
-                lease_us=None,
-                outcome=why,
-            )
-        )
 
 
 def _reason(outcome: Outcome) -> str:

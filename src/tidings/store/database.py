@@ -1,4 +1,4 @@
-"""Opening the database: engine set-up per backend, migrations, transactions and locks.
+"""The SQL store: engine set-up per backend, migrations, transactions, locks, and errors.
 
 SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` for writing transactions, so a writer holds
 the lock from its first statement and never fails half-way on a busy database. PostgreSQL uses
@@ -13,15 +13,22 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, make_url, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tidings.errors import StoreDataError, StoreError
+from tidings.errors import StoreConflict, StoreDataError, StoreError
+from tidings.store.deferred import SqlDeferred
+from tidings.store.events import SqlEvents
+from tidings.store.held import SqlHeld
+from tidings.store.inbox import SqlInbox
+from tidings.store.ledger import SqlLedger
+from tidings.store.outbox import SqlOutbox
+from tidings.store.preferences import SqlPreferences
+from tidings.store.quarantine import SqlQuarantine
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -69,59 +76,55 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-@dataclass(frozen=True)
-class Database:
-    """A migrated database and how to run transactions on it."""
+class SqlStore:
+    """A migrated SQLite or PostgreSQL database, and transactions on it (``Store``)."""
 
-    engine: Engine
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self._url = url
+        self.is_sqlite = engine.dialect.name == "sqlite"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def kind(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
 
     @contextmanager
-    def write(self, *, exclusive: bool = False) -> Iterator[Connection]:
+    def write(self, *, exclusive: bool = False) -> Iterator[SqlTx]:
         """A writing transaction; ``exclusive`` keeps out every other writer (window close)."""
-        try:
-            with self.engine.begin() as conn:
-                if not self.is_sqlite:
-                    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-                    conn.execute(text(f"SELECT {lock}(:k)"), {"k": _LOCK_KEY})
-                yield conn
-        except Exception as exc:
-            if not _is_database_error(exc) and not isinstance(exc, OverflowError):
-                raise
-            raise store_error("database write failed", exc) from exc
+        with _mapped("database write failed"), self.engine.begin() as conn:
+            if not self.is_sqlite:
+                lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                conn.execute(text(f"SELECT {lock}(:k)"), {"k": _LOCK_KEY})
+            yield SqlTx(conn, self.is_sqlite)
 
-    def write_retrying(self, work: Callable[[Connection], T]) -> T:
+    def write_retrying(self, work: Callable[[SqlTx], T]) -> T:
         """``work`` in a writing transaction, run again (from scratch, in a new transaction)
         when it lost a race with a concurrent writer on PostgreSQL, such as two ingest workers
         storing the same event id from different batches."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self.write() as conn:
-                    return work(conn)
+                with self.write() as tx:
+                    return work(tx)
             except StoreError as exc:
                 if attempt == _ATTEMPTS or _sqlstate(exc.__cause__) not in _RACED:
                     raise
         raise AssertionError("unreachable")
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[SqlTx]:
         """A read-only transaction with a consistent view."""
-        try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(**{_READ_ONLY: True})
-                with conn.begin():
-                    if not self.is_sqlite:
-                        conn.exec_driver_sql(
-                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                        )
-                    yield conn
-        except Exception as exc:
-            if not _is_database_error(exc) and not isinstance(exc, OverflowError):
-                raise
-            raise store_error("database read failed", exc) from exc
+        with _mapped("database read failed"), self.engine.connect() as raw:
+            conn = raw.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.exec_driver_sql(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                    )
+                yield SqlTx(conn, self.is_sqlite)
 
     def checkpoint(self) -> None:
         """SQLite only: copy the write-ahead log into the database file and truncate it."""
@@ -134,12 +137,59 @@ class Database:
             with contextlib.suppress(sqlite3.OperationalError):
                 raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def insert(self, table: Table) -> Any:
-        """A dialect insert that supports ``on_conflict_do_*``."""
-        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
-
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class SqlTx:
+    """One transaction's named operations (``Tx``), each aggregate's made on first use."""
+
+    def __init__(self, conn: Connection, is_sqlite: bool) -> None:
+        self.conn = conn
+        self.is_sqlite = is_sqlite
+
+    @cached_property
+    def events(self) -> SqlEvents:
+        return SqlEvents(self.conn)
+
+    @cached_property
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(self.conn, self.is_sqlite)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self.conn, self.is_sqlite)
+
+    @cached_property
+    def deferred(self) -> SqlDeferred:
+        return SqlDeferred(self.conn)
+
+    @cached_property
+    def preferences(self) -> SqlPreferences:
+        return SqlPreferences(self.conn, self.is_sqlite)
+
+    @cached_property
+    def inbox(self) -> SqlInbox:
+        return SqlInbox(self.conn, self.is_sqlite)
+
+    @cached_property
+    def quarantine(self) -> SqlQuarantine:
+        return SqlQuarantine(self.conn)
+
+    @cached_property
+    def held(self) -> SqlHeld:
+        return SqlHeld(self.conn)
+
+
+@contextmanager
+def _mapped(action: str) -> Iterator[None]:
+    """The one place a driver's error becomes a ``StoreError`` (see ``store_error``)."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_database_error(exc) and not isinstance(exc, OverflowError):
+            raise
+        raise store_error(action, exc) from exc
 
 
 # What a driver says, mapped to what to do about it. Matched on SQLite's message (its error
@@ -176,6 +226,8 @@ def store_error(action: str, exc: BaseException) -> StoreError:
         diag = getattr(driver, "diag", None)
         primary = getattr(diag, "message_primary", None) or name
         text = f"{action}: {name}: {primary} (SQLSTATE {state})"
+        if state == "23505":
+            return StoreConflict(text)
         if state[:2] in _DATA_CLASSES and state not in _RACED:
             return StoreDataError(text)
         return StoreError(text)
@@ -185,21 +237,13 @@ def store_error(action: str, exc: BaseException) -> StoreError:
     if advice is not None:
         return StoreError(f"{action}: {advice}")
     message = _message(driver)
+    if isinstance(driver, sqlite3.IntegrityError) and "UNIQUE" in message:
+        return StoreConflict(f"{action}: {name}: {message}")
     if isinstance(driver, sqlite3.IntegrityError | sqlite3.DataError):
         return StoreDataError(f"{action}: {name}: {message}")
     if isinstance(exc, SQLAlchemyError) and not isinstance(driver, sqlite3.Error):
         return StoreError(f"{action}: {name}")  # its text would quote the statement
     return StoreError(f"{action}: {name}: {message}")
-
-
-def is_unique_violation(exc: StoreError) -> bool:
-    """Whether a failed write broke a unique key (a row that is already there)."""
-    driver = getattr(exc.__cause__, "orig", None) or exc.__cause__
-    if driver is None:
-        return False
-    if _sqlstate(driver) == "23505":
-        return True
-    return isinstance(driver, sqlite3.IntegrityError) and "UNIQUE" in _message(driver)
 
 
 def _message(exc: BaseException) -> str:
@@ -238,7 +282,7 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
+def open_store(url: str, *, migrate: bool = True) -> SqlStore:
     """Connect to ``url`` and bring its schema to the newest migration."""
     try:
         if url.startswith("sqlite"):
@@ -262,7 +306,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         advised = _advice(getattr(exc, "orig", None) or exc) is not None
         hint = "" if advised else "; check [store] url in the config"
         raise StoreError(f"{mapped}{hint}") from exc
-    return Database(engine)
+    return SqlStore(engine, url)
 
 
 def _with_option(url: str, setting: str) -> URL:

@@ -1,103 +1,34 @@
-"""The quarantine table: input that could not be accepted, kept with where it came from and why.
+"""The quarantine table in SQL: input that could not be accepted, with where and why.
 
-Every text written here is made storable first (no NUL, which PostgreSQL refuses; short
-columns clipped), so writing a rejection can never fail and take its batch with it. A line
-whose text cannot be kept exactly (a NUL, bytes that are not UTF-8) also keeps its bytes, so a
-replay reads exactly what arrived.
+A line whose text cannot be kept exactly (a NUL, bytes that are not UTF-8) keeps its bytes
+too, so a replay reads exactly what arrived.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from tidings.store.codec import from_us
 from tidings.store.lookups import CHUNK
+from tidings.store.records import DISCARDED, OPEN, REPLAYED, Entry, Rejected
 from tidings.store.schema import quarantine
+from tidings.store.storable import fit_origin, line_text, storable
 
-OPEN, REPLAYED, DISCARDED = "open", "replayed", "discarded"
-ORIGIN_WIDTH = 300  # the width of the origin columns (of quarantine and of the event log)
 _RECORD_WIDTH, _FIELD_WIDTH = 300, 200
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """One rejected line, as ingest hands it over."""
-
-    origin: str
-    line: int
-    format: str
-    record: str | None
-    field: str | None
-    reason: str
-    raw: bytes
-    value: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One quarantined line as people see it (``raw`` as text; ``line_bytes`` exactly)."""
-
-    id: int
-    received: datetime
-    origin: str
-    line: int
-    format: str
-    record: str | None
-    field: str | None
-    reason: str
-    raw: str
-    status: str
-    value: str | None = None
-    line_bytes: bytes | None = None
-
-    @property
-    def exact(self) -> bytes:
-        """The line exactly as it arrived."""
-        return self.line_bytes if self.line_bytes is not None else self.raw.encode("utf-8")
-
-
-def storable(text: str, longest: int | None = None) -> str:
-    """``text`` as every store can hold it: NUL spelled out, clipped to ``longest``."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\u0000")
-    if longest is not None and len(text) > longest:
-        text = text[: longest - 1] + "…"
-    return text
-
-
-def fit_origin(origin: str) -> str:
-    """An origin (a file path and line) that fits its column: a long path keeps its end."""
-    origin = storable(origin)
-    return origin if len(origin) <= ORIGIN_WIDTH else "…" + origin[-(ORIGIN_WIDTH - 1) :]
-
-
-def line_text(raw: bytes) -> tuple[str, bytes | None]:
-    """A line as storable text, and its bytes when that text is not exactly the line."""
-    line = raw.rstrip(b"\n")
-    text = line.decode("utf-8", errors="replace")
-    shown = storable(text)
-    exact = shown == text and text.encode("utf-8") == line
-    return shown, None if exact else line
-
-
-def add(conn: Connection, rejected: Sequence[Rejected], now_us: int) -> int:
-    """Quarantine ``rejected`` lines; a line already open in quarantine (the same origin,
-    number and text: the same file read again) is not added twice. Returns how many were new."""
+def rejected_rows(rejected: Sequence[Rejected], now_us: int) -> list[dict[str, Any]]:
+    """The rows to insert for ``rejected`` lines, every text made storable."""
     rows = []
-    prepared = [(r, fit_origin(r.origin), *line_text(r.raw)) for r in rejected]
-    seen = _open_already(conn, [(origin, r.line) for r, origin, _, _ in prepared])
-    for r, origin, text, exact in prepared:
-        if (origin, r.line, text) in seen:
-            continue
-        seen.add((origin, r.line, text))  # the same line twice in one batch, too
+    for r in rejected:
+        text, exact = line_text(r.raw)
         rows.append(
             {
                 "received_us": now_us,
-                "origin": origin,
+                "origin": fit_origin(r.origin),
                 "line": r.line,
                 "format": r.format,
                 "record": None if r.record is None else storable(r.record, _RECORD_WIDTH),
@@ -110,71 +41,97 @@ def add(conn: Connection, rejected: Sequence[Rejected], now_us: int) -> int:
                 "resolved_us": None,
             }
         )
-    if rows:
-        conn.execute(quarantine.insert(), rows)
-    return len(rows)
+    return rows
 
 
-def _open_already(conn: Connection, places: Sequence[tuple[str, int]]) -> set[tuple[str, int, str]]:
-    """Of these (origin, line) places, the open entries there, with their text."""
-    by_origin: dict[str, list[int]] = {}
-    for origin, line in places:
-        by_origin.setdefault(origin, []).append(line)
-    found: set[tuple[str, int, str]] = set()
-    for origin, lines in by_origin.items():
-        for start in range(0, len(lines), CHUNK):
-            rows = conn.execute(
-                select(quarantine.c.line, quarantine.c.raw).where(
-                    quarantine.c.origin == origin,
-                    quarantine.c.line.in_(lines[start : start + CHUNK]),
-                    quarantine.c.status == OPEN,
+def _entry(r: Any) -> Entry:
+    return Entry(
+        r.id,
+        from_us(r.received_us),
+        r.origin,
+        r.line,
+        r.format,
+        r.record,
+        r.field,
+        r.reason,
+        r.raw,
+        r.status,
+        r.value,
+        r.raw_bytes,
+    )
+
+
+class SqlQuarantine:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, rejected: Sequence[Rejected], now_us: int) -> int:
+        rows = rejected_rows(rejected, now_us)
+        seen = self._open_already([(row["origin"], row["line"]) for row in rows])
+        fresh = []
+        for row in rows:
+            place = (row["origin"], row["line"], row["raw"])
+            if place not in seen:
+                seen.add(place)  # the same line twice in one batch, too
+                fresh.append(row)
+        if fresh:
+            self._conn.execute(quarantine.insert(), fresh)
+        return len(fresh)
+
+    def _open_already(self, places: Sequence[tuple[str, int]]) -> set[tuple[str, int, str]]:
+        """Of these (origin, line) places, the open entries there, with their text."""
+        by_origin: dict[str, list[int]] = {}
+        for origin, line in places:
+            by_origin.setdefault(origin, []).append(line)
+        found: set[tuple[str, int, str]] = set()
+        for origin, lines in by_origin.items():
+            for start in range(0, len(lines), CHUNK):
+                rows = self._conn.execute(
+                    select(quarantine.c.line, quarantine.c.raw).where(
+                        quarantine.c.origin == origin,
+                        quarantine.c.line.in_(lines[start : start + CHUNK]),
+                        quarantine.c.status == OPEN,
+                    )
                 )
-            )
-            found.update((origin, line, raw) for line, raw in rows)
-    return found
+                found.update((origin, line, raw) for line, raw in rows)
+        return found
 
+    def entries(self, status: str | None, limit: int, ids: Sequence[int] | None) -> list[Entry]:
+        query = select(quarantine).order_by(quarantine.c.id).limit(limit)
+        if status is not None:
+            query = query.where(quarantine.c.status == status)
+        if ids is not None:
+            query = query.where(quarantine.c.id.in_(list(ids)))
+        return [_entry(r) for r in self._conn.execute(query)]
 
-def entries(
-    conn: Connection, status: str | None, limit: int, ids: Sequence[int] | None
-) -> list[Entry]:
-    query = select(quarantine).order_by(quarantine.c.id).limit(limit)
-    if status is not None:
-        query = query.where(quarantine.c.status == status)
-    if ids is not None:
-        query = query.where(quarantine.c.id.in_(list(ids)))
-    return [
-        Entry(
-            r.id,
-            from_us(r.received_us),
-            r.origin,
-            r.line,
-            r.format,
-            r.record,
-            r.field,
-            r.reason,
-            r.raw,
-            r.status,
-            r.value,
-            r.raw_bytes,
+    def mark_replayed(self, entry_id: int, raw: bytes, now_us: int) -> None:
+        text, exact = line_text(raw)
+        self._conn.execute(
+            update(quarantine)
+            .where(quarantine.c.id == entry_id)
+            .values(status=REPLAYED, resolved_us=now_us, raw=text, raw_bytes=exact)
         )
-        for r in conn.execute(query)
-    ]
 
+    def discard(self, ids: Sequence[int], now_us: int) -> int:
+        result = self._conn.execute(
+            update(quarantine)
+            .where(quarantine.c.id.in_(list(ids)), quarantine.c.status == OPEN)
+            .values(status=DISCARDED, resolved_us=now_us)
+        )
+        return int(result.rowcount)
 
-def mark_replayed(conn: Connection, entry_id: int, raw: bytes, now_us: int) -> None:
-    """Resolve an entry whose line (or the corrected line, ``raw``) was accepted."""
-    text, exact = line_text(raw)
-    conn.execute(
-        update(quarantine)
-        .where(quarantine.c.id == entry_id)
-        .values(status=REPLAYED, resolved_us=now_us, raw=text, raw_bytes=exact)
-    )
+    def open_count(self) -> int:
+        query = select(func.count()).select_from(quarantine).where(quarantine.c.status == OPEN)
+        return int(self._conn.scalar(query) or 0)
 
+    def count(self) -> int:
+        return int(self._conn.scalar(select(func.count()).select_from(quarantine)) or 0)
 
-def discard(conn: Connection, ids: Sequence[int], now_us: int) -> int:
-    result = conn.execute(
-        update(quarantine)
-        .where(quarantine.c.id.in_(list(ids)), quarantine.c.status == OPEN)
-        .values(status=DISCARDED, resolved_us=now_us)
-    )
-    return int(result.rowcount)
+    def prune(self, before_us: int) -> int:
+        """Delete resolved entries received before ``before_us``."""
+        result = self._conn.execute(
+            delete(quarantine).where(
+                quarantine.c.status != OPEN, quarantine.c.received_us < before_us
+            )
+        )
+        return int(result.rowcount or 0)

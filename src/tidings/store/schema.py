@@ -22,10 +22,6 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# Event status. Whether an accepted event is still pending is derived, not stored: it is
-# pending while its seq is above its entity's baseline seq, so a close never rewrites the log.
-ACCEPTED, STALE = 0, 2
-
 # The event log: append-only, every accepted event, kept for audit (``tidings prune`` trims it).
 events = Table(
     "events",
@@ -125,9 +121,6 @@ quarantine = Table(
 
 # --- Notifying people ---------------------------------------------------------------------------
 
-# Notice status. A notice is one rendered digest for one recipient on one channel.
-PENDING, SENDING, DELIVERED, FAILED, HELD, CANCELLED = 0, 1, 2, 3, 4, 5
-
 # The outbox: written in the same transaction as the window close, drained by the dispatcher.
 # ``idem_key`` is deterministic (recipient, channel, window), so a notice can never be created
 # twice; ``lease_us`` is how long a dispatcher's claim lasts before another may take over.
@@ -204,7 +197,6 @@ deferred_items = Table(
 )
 
 # The in-app inbox; one message per in-app notice.
-INBOX_STATES = ("unread", "read", "archived")
 inbox = Table(
     "inbox",
     metadata,
@@ -222,7 +214,6 @@ inbox = Table(
 # Net changes a close could not send and that need a person: a rule's condition failed on
 # them, or the record names nobody although its type has a recipient field. Kept whole, so
 # ``tidings attention replay`` sends them once the config is fixed.
-HELD_CONDITION, HELD_NO_RECIPIENT = "condition", "no_recipient"
 held_changes = Table(
     "held_changes",
     metadata,

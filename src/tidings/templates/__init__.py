@@ -25,6 +25,7 @@ line. Per digest: ``digest_context(...)`` then ``TemplateSet.render(name, medium
 ``render_preview`` renders a template on sample data for ``tidings render TEMPLATE``.
 """
 
+from tidings.errors import TemplateRenderError
 from tidings.templates.context import (
     ChangeView,
     ContextBuilder,
@@ -34,9 +35,9 @@ from tidings.templates.context import (
     RecordView,
     digest_context,
 )
-from tidings.templates.render import Rendered, TemplateRenderError, TemplateSet, template_file
 from tidings.templates.sample import render_preview, sample_items
 from tidings.templates.sms import SmsLength, sms_length
+from tidings.templates.template_set import Rendered, TemplateSet, template_file
 
 __all__ = [
     "ChangeView",

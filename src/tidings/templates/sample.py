@@ -15,7 +15,7 @@ from tidings.model import Change, EntityRef, FieldChange, JSONValue, Kind, Notic
 from tidings.templates.context import ContextBuilder, DigestContext
 
 if TYPE_CHECKING:
-    from tidings.templates.render import Rendered, TemplateSet
+    from tidings.templates.template_set import Rendered, TemplateSet
 
 SAMPLE_SOURCE = "sample"
 SAMPLE_RECIPIENT_ID = "P-1001"

@@ -1,7 +1,4 @@
-"""The ``tidings`` commands that deliver: run, dispatch, render, prefs, inbox, attention, notices.
-
-Registered on the main Typer app by ``tidings.cli``; a thin layer over ``tidings.api``.
-"""
+"""The commands that deliver: dispatch, run, render, prefs, inbox, notices."""
 
 from __future__ import annotations
 
@@ -14,56 +11,28 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from tidings.cli import ID_MAX, ConfigOption, _json, _open, app, err, out, print_close, print_held
+from tidings.cli.common import ID_MAX, ConfigOption, JsonOption, open_app, print_json
 from tidings.config import Medium
 from tidings.delivery import serve
 from tidings.notices import preferences
 from tidings.outbox import attention as outbox
 from tidings.outbox.dispatcher import DispatchStats
 from tidings.templates.sample import render_preview
-from tidings.terminal import literal, styled
-
-attention_app = typer.Typer(
-    help="What needs a person: failed, held and retrying notices, held changes, bad addresses.",
-    rich_markup_mode=None,
-)
-app.add_typer(attention_app, name="attention")
-NoticeIds = Annotated[list[int], typer.Argument(min=1, max=ID_MAX, help="Notice ids.")]
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+from tidings.terminal import err, literal, out, print_close, print_dispatch, print_held, styled
 
 
-def print_dispatch(stats: DispatchStats) -> None:
-    table = Table(title="Dispatched", show_header=False)
-    table.add_row("delivered", f"{stats.delivered:,}")
-    for channel, count in sorted(stats.by_channel.items()):
-        table.add_row(f"  by {channel}", f"{count:,}")
-    table.add_row("to retry later", f"{stats.retrying:,}")
-    table.add_row("rate-limited by a provider", f"{stats.rate_limited:,}")
-    table.add_row("spread out by rate limits", f"{stats.deferred:,}")
-    table.add_row("failed (see tidings attention)", f"{stats.failed:,}")
-    table.add_row("held: address undeliverable", f"{stats.held:,}")
-    out.print(table)
-    for channel, reason in sorted(stats.unreachable.items()):
-        err.print(
-            styled(
-                ("error: ", "bold red"),
-                f"channel {channel!r} cannot be reached: {reason}. Its notices wait and are "
-                "retried; see ",
-                ("tidings attention", "bold"),
-                ".",
-            )
-        )
+def register(app: typer.Typer) -> None:
+    for command in (dispatch, run, render, prefs, inbox, notices):
+        app.command()(command)
 
 
-@app.command()
 def dispatch(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then stop.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Send due notices from the outbox (until stopped, or --once). With --once, exits 1 if a
     channel could not be reached."""
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         delivery = tidings.require_delivery()
         if once:
             stats = delivery.dispatch_once()
@@ -82,16 +51,15 @@ def dispatch(
         print_dispatch(asyncio.run(until_stopped()))
 
 
-@app.command()
 def run(config: ConfigOption = None) -> None:
     """Close windows on schedule and dispatch notices until stopped (Ctrl-C or SIGTERM)."""
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         delivery = tidings.require_delivery()
 
         def close(at: datetime) -> None:
             result = tidings.close(at)
             print_close(result, title=f"Window {result.window_id} closed")
-            plan = tidings.last_plan()
+            plan = tidings.last_notices()
             if plan is not None:
                 out.print(f"{plan.notices:,} notices written to the outbox ({plan.held:,} held)")
                 if plan.needs_attention:
@@ -126,7 +94,6 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-@app.command()
 def render(
     template: Annotated[str, typer.Argument(help="Template name, e.g. default.")],
     medium: Annotated[str, typer.Option(help="email, sms or inapp.")] = "email",
@@ -136,7 +103,7 @@ def render(
     """Preview a template on sample data."""
     if medium not in ("email", "sms", "inapp"):
         raise typer.BadParameter("medium is one of email, sms, inapp")
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         delivery = tidings.require_delivery()
         rendered = render_preview(
             delivery.templates, tidings.config, template, cast(Medium, medium), entity=entity
@@ -164,7 +131,6 @@ def _shown(text: str | None) -> str:
     return "\n".join(literal(line) for line in (text or "").split("\n"))
 
 
-@app.command()
 def prefs(
     recipient: str,
     category: Annotated[str | None, typer.Option(help="The category to change.")] = None,
@@ -181,7 +147,7 @@ def prefs(
     config: ConfigOption = None,
 ) -> None:
     """Show a recipient's preferences, or change them for one --category."""
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         tidings.require_delivery()
         if opt_out or opt_in or frequency:
             if category is None:
@@ -189,7 +155,7 @@ def prefs(
             if frequency not in (None, "daily", "weekly"):
                 raise typer.BadParameter("frequency is daily or weekly")
             preferences.change(
-                tidings.db,
+                tidings.store,
                 tidings.config,
                 recipient,
                 category,
@@ -198,10 +164,10 @@ def prefs(
                 opt_in=opt_in or (),
                 frequency=cast(Literal["daily", "weekly"] | None, frequency),
             )
-        stored = {p.category: p for p in preferences.show(tidings.db, recipient)}
+        stored = {p.category: p for p in preferences.show(tidings.store, recipient)}
         cfg = tidings.config
     if as_json:
-        _json([p.to_json() for p in stored.values()])
+        print_json([p.to_json() for p in stored.values()])
         return
     table = Table(title=literal(f"Preferences of {recipient}"))
     for column in ("category", "critical", "frequency", "channels opted out of"):
@@ -218,7 +184,6 @@ def prefs(
     out.print(table)
 
 
-@app.command()
 def inbox(
     recipient: str,
     show_all: Annotated[bool, typer.Option("--all", help="Include archived.")] = False,
@@ -234,16 +199,16 @@ def inbox(
     """Show a recipient's in-app inbox; --read / --archive message ids."""
     from tidings.channels.inapp import InAppInbox
 
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         tidings.require_delivery()
-        box = InAppInbox("inapp", tidings.db, tidings.clock)
+        box = InAppInbox("inapp", tidings.store, tidings.clock)
         for message_id in read or ():
             box.mark(recipient, message_id, "read")
         for message_id in archive or ():
             box.mark(recipient, message_id, "archived")
         messages = box.messages(recipient, include_archived=show_all)
     if as_json:
-        _json([m.to_json() for m in messages])
+        print_json([m.to_json() for m in messages])
         return
     if not messages:
         out.print(literal(f"The inbox of {recipient} is empty."))
@@ -259,169 +224,17 @@ def inbox(
         )
 
 
-@attention_app.callback(invoke_without_command=True)
-def attention_list(
-    ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None
-) -> None:
-    """List what needs attention: failed and held notices, notices waiting to be retried
-    (with the last error and the next attempt), changes held back from a close, and
-    undeliverable addresses."""
-    if ctx.invoked_subcommand is not None:
-        ctx.obj = config
-        return
-    with _open(config) as tidings:
-        tidings.require_delivery()
-        items = outbox.attention(tidings.db)
-        waiting = outbox.retrying(tidings.db)
-        held = tidings.held_changes()
-        bad = outbox.undeliverable_addresses(tidings.db)
-        quarantined = len(tidings.quarantined("open"))
-    if as_json:
-        _json(
-            {
-                "notices": [n.to_json() for n in items],
-                "retrying": [n.to_json() for n in waiting],
-                "held_changes": [h.to_json() for h in held],
-                "undeliverable": [
-                    {"address": a, "channel": c, "reason": r, "since": s.isoformat()}
-                    for a, c, r, s in bad
-                ],
-                "quarantined": quarantined,
-            }
-        )
-        return
-    table = Table(title=f"{len(items):,} {_noun(len(items), 'notice')} need attention")
-    for column in ("id", "recipient", "channel", "status", "attempts", "reason"):
-        table.add_column(column)
-    for n in items:
-        table.add_row(
-            str(n.id),
-            literal(n.recipient),
-            n.channel,
-            n.status,
-            str(n.attempts),
-            literal(n.reason or ""),
-        )
-    out.print(table)
-    if waiting:
-        retries = Table(title=f"{len(waiting):,} {_noun(len(waiting), 'notice')} to retry")
-        for column in ("id", "recipient", "channel", "attempts", "next attempt", "last error"):
-            retries.add_column(column)
-        for n in waiting:
-            due = "" if n.due is None else n.due.isoformat(timespec="seconds")
-            retries.add_row(
-                str(n.id),
-                literal(n.recipient),
-                n.channel,
-                str(n.attempts),
-                due,
-                literal(n.reason or ""),
-            )
-        out.print(retries)
-    if held:
-        changes = Table(title=f"{len(held):,} {_noun(len(held), 'change')} held back from a close")
-        for column in ("id", "record", "recipient", "why"):
-            changes.add_column(column)
-        for h in held:
-            record = f"{h.source}/{h.entity}/{h.key}"
-            changes.add_row(
-                str(h.id), literal(record), literal(h.recipient or ""), literal(h.reason)
-            )
-        out.print(changes)
-        out.print(
-            styled(
-                "Fix the config, then ",
-                ("tidings attention replay", "bold"),
-                " sends them; ",
-                ("tidings attention dismiss ID", "bold"),
-                " drops one.",
-            )
-        )
-    if bad:
-        addresses = Table(title="Undeliverable addresses")
-        for column in ("address", "channel", "since", "reason"):
-            addresses.add_column(column)
-        for address, channel, reason, since in bad:
-            addresses.add_row(literal(address), channel, since.isoformat(), literal(reason))
-        out.print(addresses)
-    if quarantined:
-        out.print(
-            styled(
-                f"{quarantined:,} input {_noun(quarantined, 'line')} in quarantine: see ",
-                ("tidings quarantine", "bold"),
-                ".",
-            )
-        )
-
-
-def _noun(count: int, word: str) -> str:
-    return word if count == 1 else f"{word}s"
-
-
-@attention_app.command("retry")
-def attention_retry(ctx: typer.Context, ids: NoticeIds, config: ConfigOption = None) -> None:
-    """Send failed or held notices again now."""
-    with _open(config or ctx.obj) as tidings:
-        tidings.require_delivery()
-        count = outbox.retry(tidings.db, ids, tidings.clock())
-    out.print(f"{count:,} {_noun(count, 'notice')} queued again.")
-
-
-@attention_app.command("forget")
-def attention_forget(ctx: typer.Context, address: str, config: ConfigOption = None) -> None:
-    """Clear an address's undeliverable mark and release its held notices."""
-    with _open(config or ctx.obj) as tidings:
-        tidings.require_delivery()
-        count = outbox.forget(tidings.db, address, tidings.clock())
-    out.print(f"Address cleared; {count:,} held {_noun(count, 'notice')} released.")
-
-
-HeldIds = Annotated[
-    list[int] | None,
-    typer.Argument(min=1, max=ID_MAX, help="Held change ids (default: every open one)."),
-]
-
-
-@attention_app.command("replay")
-def attention_replay(ctx: typer.Context, ids: HeldIds = None, config: ConfigOption = None) -> None:
-    """Route held changes again with the config as it is now, and write their notices.
-    Exits 1 if some still cannot be sent."""
-    with _open(config or ctx.obj) as tidings:
-        result = tidings.replay_held(ids or None)
-    out.print(
-        f"{len(result.replayed):,} held {_noun(len(result.replayed), 'change')} replayed, "
-        f"{result.notices:,} {_noun(result.notices, 'notice')} written to the outbox."
-    )
-    for held_id, reason in result.still_held:
-        err.print(styled(f"{held_id}: ", ("still held", "red"), f": {reason}"))
-    if result.still_held:
-        raise typer.Exit(1)
-
-
-@attention_app.command("dismiss")
-def attention_dismiss(
-    ctx: typer.Context,
-    ids: Annotated[list[int], typer.Argument(min=1, max=ID_MAX, help="Held change ids.")],
-    config: ConfigOption = None,
-) -> None:
-    """Decide that held changes are not to be sent (kept for the record)."""
-    with _open(config or ctx.obj) as tidings:
-        count = tidings.dismiss_held(ids)
-    out.print(f"{count:,} held {_noun(count, 'change')} dismissed.")
-
-
-@app.command()
 def notices(
     recipient: str,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """What was (or will be) sent to a recipient, newest first, with each outcome."""
-    with _open(config) as tidings:
+    with open_app(config) as tidings:
         tidings.require_delivery()
-        items = outbox.notices_of(tidings.db, recipient)
+        items = outbox.notices_of(tidings.store, recipient)
     if as_json:
-        _json([n.to_json() for n in items])
+        print_json([n.to_json() for n in items])
         return
     table = Table(title=literal(f"Notices for {recipient}"))
     for column in ("id", "created", "channel", "status", "subject", "outcome"):

@@ -20,7 +20,7 @@ from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxErro
 from jinja2.runtime import Context
 
 from tidings.config import Config, Medium
-from tidings.errors import ConfigError, TidingsError
+from tidings.errors import ConfigError, TemplateRenderError
 from tidings.templates.context import ContextBuilder, DigestContext
 from tidings.templates.environment import BUILTIN_DIR, Sandbox, make_environments
 from tidings.templates.formatting import ValueFormatter
@@ -37,10 +37,6 @@ PARTS: Mapping[Medium, tuple[str, ...]] = {
 
 _TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)")
 _BLANK_LINES = re.compile(r"\n{3,}")
-
-
-class TemplateRenderError(TidingsError):
-    """A template failed on real data (it passed on sample data at start-up)."""
 
 
 class _Problem(Exception):

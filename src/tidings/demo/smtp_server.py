@@ -6,7 +6,7 @@ or for the next MAIL commands (``fail_next_mail``), and can drop every open conn
 way a relay does on an idle timeout (``drop_connections``). ``connections`` counts the
 connections accepted, so connection reuse can be checked.
 
-``python -m tidings.channels.devsmtp --port N [--save-dir DIR]`` runs one in the foreground
+``python -m tidings.demo.smtp_server --port N [--save-dir DIR]`` runs one in the foreground
 in its own process (so a benchmark's client does not share the server's GIL): it prints the
 port it listens on as one line, then serves until SIGTERM or SIGINT.
 
@@ -382,7 +382,7 @@ def _wait_for_stop_signal() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tidings.channels.devsmtp",
+        prog="python -m tidings.demo.smtp_server",
         description="Run a local SMTP server that accepts every message (for demos and tests).",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,4 +1,5 @@
-"""The one interface every delivery channel implements, and the typed outcomes of a send.
+"""What the dispatcher needs of a channel: the one interface every delivery channel implements
+(``channels/`` holds them), the message it sends, and the typed outcomes of a send.
 
 A channel turns one rendered ``Message`` into one ``Outcome``. It never raises for anything the
 provider says or for a network failure: those are outcomes, mapped at this edge, so the

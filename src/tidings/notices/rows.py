@@ -1,0 +1,97 @@
+"""The outbox rows of rendered digests (pure): status, address and idempotency key.
+
+The key is deterministic (recipient, channel, window), so a digest can never be written twice.
+A digest whose template failed on its data, or whose recipient has no usable address, or an
+address known to be undeliverable, is written held, with the reason, for the attention list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tidings.config import Medium
+from tidings.model import NoticeItem
+from tidings.notices.addresses import LONGEST_ADDRESS, WHAT
+from tidings.notices.rendering import Parts
+from tidings.notices.routing import Group
+from tidings.store.codec import dumps
+from tidings.store.records import HELD, NOTICE_COLUMNS, PENDING, NoticeRow
+
+STATUS = NOTICE_COLUMNS.index("status")
+
+
+def idempotency_key(recipient: str, channel: str, window: str) -> str:
+    """Deterministic per (recipient, channel, window): the same digest always has the same key."""
+    return hashlib.sha256(f"{recipient}\x1f{channel}\x1f{window}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One digest to write: its group, its net items, and where it goes."""
+
+    recipient: str
+    channel: str
+    medium: Medium
+    group: Group
+    items: list[NoticeItem]
+    address: str | None
+
+
+def notice_rows(
+    digests: Sequence[Digest],
+    rendered: Sequence[Parts | str],
+    bounced: Mapping[str, str],
+    *,
+    window_id: int | None,
+    window: str,
+    closes_at: str,
+    created_us: int,
+) -> list[NoticeRow]:
+    """Rows in the order of ``NOTICE_COLUMNS``, one per digest and its rendering."""
+    rows: list[NoticeRow] = []
+    for digest, parts in zip(digests, rendered, strict=True):
+        target = digest.address
+        status, reason = PENDING, None
+        if isinstance(parts, str):
+            # One digest whose data trips its template must not stop the close: it waits
+            # on the attention list with the reason, and the others go out.
+            status, reason = HELD, f"template failed: {parts}"
+            parts = Parts(None, "")
+        elif target is None:
+            status, reason = HELD, f"no {WHAT[digest.medium]} on record for this recipient"
+        elif len(target) > LONGEST_ADDRESS:
+            status, reason = HELD, f"the {WHAT[digest.medium]} on record is too long to use"
+            target = None
+        elif target in bounced:
+            status, reason = HELD, f"address undeliverable: {bounced[target]}"
+        payload = {
+            "recipient": digest.recipient,
+            "closes_at": closes_at,
+            "changes": [item.change.to_json() for item in digest.items],
+        }
+        rows.append(
+            (
+                idempotency_key(digest.recipient, digest.channel, window),
+                window_id,
+                digest.recipient,
+                digest.channel,
+                digest.medium,
+                digest.group.category,
+                digest.group.template,
+                target,
+                parts.subject,
+                parts.text,
+                parts.html,
+                dumps(payload),
+                len(digest.items),
+                status,
+                0,
+                created_us,
+                created_us,
+                reason,
+                "held" if status == HELD else None,
+            )
+        )
+    return rows

@@ -1,0 +1,318 @@
+"""The rows and records the store's operations take and give, and the status values they
+hold. Plain immutable values: nothing here touches a database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from tidings.model import EntityRef, Record
+
+# Event status. Whether an accepted event is still pending is derived, not stored: it is
+# pending while its seq is above its record's baseline seq, so a close never rewrites the log.
+ACCEPTED, STALE = 0, 2
+
+# Notice status. A notice is one rendered digest for one recipient on one channel.
+PENDING, SENDING, DELIVERED, FAILED, HELD, CANCELLED = 0, 1, 2, 3, 4, 5
+STATUS_NAMES = {
+    PENDING: "pending",
+    SENDING: "sending",
+    DELIVERED: "delivered",
+    FAILED: "failed",
+    HELD: "held",
+    CANCELLED: "cancelled",
+}
+
+# In-app message states.
+INBOX_STATES = ("unread", "read", "archived")
+
+# Quarantine entries and held changes: open until replayed, discarded or dismissed.
+OPEN, REPLAYED, DISCARDED, DISMISSED = "open", "replayed", "discarded", "dismissed"
+
+# Why a change was held back from a close.
+HELD_CONDITION, HELD_NO_RECIPIENT = "condition", "no_recipient"
+
+EventRow = tuple[str, str, str, str, int, str, int, str | None, str | None, int, int]
+"""An event as the log stores it: (id, source, entity, key, seq, op, at_us, data JSON, origin,
+status, ingested_us)."""
+
+StoredEvent = tuple[str, str, str, int, str, int, str | None]
+"""What a stored event says: ``(source, entity, key, seq, op, at_us, data JSON)``."""
+
+
+class RecordState(NamedTuple):
+    """A record's place in the ledger: its baseline's seq, and whether events are pending."""
+
+    seq: int | None
+    dirty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One event of one record as the log holds it (for ``explain``)."""
+
+    id: str
+    seq: int
+    op: str
+    at_us: int
+    data: Record | None
+    status: int
+    origin: str | None
+    ingested_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    record: Record | None
+    seq: int | None
+    window_id: int | None
+
+
+class PendingRecord(NamedTuple):
+    """A record with pending events, as a close folds it: its baseline and seq, and its pending
+    events as ``[id, seq, op, data, at_us]`` lists in seq order (arrival order among equals)."""
+
+    ref: EntityRef
+    baseline: Record | None
+    seq: int | None
+    events: list[list[Any]]
+
+
+class PendingSpan(NamedTuple):
+    """When a record's pending events happened: the first and the last."""
+
+    ref: EntityRef
+    first_us: int
+    last_us: int
+
+
+NewBaseline = tuple[EntityRef, str | None, int | None, int]
+"""A close's result for one record: (ref, new baseline JSON or None, its seq, still dirty)."""
+
+ToldRow = tuple[str, str, str, str, str, str]
+"""One change told to one recipient, as stored: (recipient, source, entity, key, kind,
+fields JSON)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    window_id: int
+    closes_at_us: int
+    recipient: str
+    kind: str
+    fields_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """One closed window: when it closed, and its counts."""
+
+    id: int
+    closes_at_us: int
+    closed_us: int
+    counts: WindowCounts
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    entities: int
+    events_folded: int
+    events_stale: int
+    net_changes: int
+    vanished: int
+    unaddressed: int
+    digests: int
+
+
+NoticeRow = tuple[Any, ...]
+"""A notice to write, in the order of ``NOTICE_COLUMNS``."""
+
+NOTICE_COLUMNS = (
+    "idem_key", "window_id", "recipient", "channel", "medium", "category", "template",
+    "address", "subject", "body", "html", "payload", "changes", "status", "attempts",
+    "due_us", "created_us", "reason", "outcome",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRecord:
+    """One notice as the outbox holds it."""
+
+    id: int
+    idem_key: str
+    window_id: int | None
+    recipient: str
+    channel: str
+    medium: str
+    category: str
+    template: str
+    address: str | None
+    subject: str | None
+    body: str
+    html: str | None
+    payload: str
+    changes: int
+    status: int
+    attempts: int
+    due_us: int
+    lease_us: int | None
+    created_us: int
+    sent_us: int | None
+    outcome: str | None
+    reason: str | None
+    provider_ref: str | None
+    rate_limits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A notice a dispatcher claimed, with what it needs to send it."""
+
+    id: int
+    idem_key: str
+    recipient: str
+    channel: str
+    address: str
+    subject: str | None
+    body: str
+    html: str | None
+    payload: str
+    attempts: int
+    rate_limits: int
+
+
+OutcomeRow = tuple[Any, ...]
+"""One recorded outcome: (status, due_us or None, sent_us or None, outcome, reason,
+provider_ref or None, attempts, rate_limits, notice id, lease_us the claim holds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Undeliverable:
+    address: str
+    channel: str
+    reason: str
+    since_us: int
+    notice_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredItem:
+    id: int
+    recipient: str
+    channel: str
+    category: str
+    template: str
+    due_us: int
+    item_json: str
+
+
+DeferredRow = tuple[str, str, str, str, int, str, int]
+"""A change to defer: (recipient, channel, category, template, due_us, item JSON, created_us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceRecord:
+    recipient: str
+    category: str
+    opted_out: frozenset[str]
+    frequency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    id: int
+    notice_id: int
+    recipient: str
+    title: str
+    body: str
+    state: str
+    created_us: int
+
+
+# --- quarantine ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One rejected line, as ingest hands it over."""
+
+    origin: str
+    line: int
+    format: str
+    record: str | None
+    field: str | None
+    reason: str
+    raw: bytes
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One quarantined line as people see it (``raw`` as text; ``line_bytes`` exactly)."""
+
+    id: int
+    received: datetime
+    origin: str
+    line: int
+    format: str
+    record: str | None
+    field: str | None
+    reason: str
+    raw: str
+    status: str
+    value: str | None = None
+    line_bytes: bytes | None = None
+
+    @property
+    def exact(self) -> bytes:
+        """The line exactly as it arrived."""
+        return self.line_bytes if self.line_bytes is not None else self.raw.encode("utf-8")
+
+
+# --- held changes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One change to hold, as the close hands it over."""
+
+    cause: str  # HELD_CONDITION or HELD_NO_RECIPIENT
+    rule: str | None
+    recipient: str | None
+    source: str
+    entity: str
+    key: str
+    item: str  # the NoticeItem as JSON
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldChange:
+    id: int
+    window_id: int | None
+    cause: str
+    rule: str | None
+    recipient: str | None
+    source: str
+    entity: str
+    key: str
+    item: str
+    reason: str
+    status: str
+    created: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "window_id": self.window_id,
+            "cause": self.cause,
+            "rule": self.rule,
+            "recipient": self.recipient,
+            "source": self.source,
+            "entity": self.entity,
+            "key": self.key,
+            "reason": self.reason,
+            "status": self.status,
+            "created": self.created.isoformat(),
+        }
