@@ -2,13 +2,14 @@
 
 The data flow, one direction, one module or folder per stage::
 
-    sources/  ->  ingest.py  ->  ledger/  ->  window/  ->  digests
-    (native,      (validate,     (baseline,    (when a window closes; the close
-     DMS,          dedup,         fold,         itself: fold, diff, address,
-     Debezium)     quarantine)    net change)   persist in one transaction)
+    sources/ -> ingest/ -> ledger/ -> window/ -> rules -> notices/ -> outbox/ -> channels/
+    (native,    (validate,  (fold, net   (when; the   (CEL)    (route, prefs,  (dispatch,  (smtp,
+     DMS,        dedup,      change:     close's               address,        pacing,     notify,
+     Debezium)   write)      pure)       steps)                render, rows)   attention)  webhook,
+                                                                                           inapp)
 
-``store/`` is the database adapter (SQLite or PostgreSQL), ``api.py`` the Python API and
-``cli.py`` the command line on top of it.
+``store/`` is where everything is kept, behind named operations (SQLite, PostgreSQL, memory);
+``api.py`` is the Python API and ``cli/`` the command line on top of it.
 """
 
 __version__ = "0.1.0"

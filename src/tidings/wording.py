@@ -1,31 +1,21 @@
 """Net changes in plain words, using the labels and field types from the config.
 
-Used by the CLI and the demo to show a person's digest the way they would read it:
+Used by the CLI and the demo to show a person's digest the way they would read it, values
+formatted as templates format them (``templates.formatting``):
 "Placement 1632184: Start date is now 13 August 2025 (was 6 August 2025)."
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from tidings.config import Config, EntityType, FieldType
+from tidings.config import Config, EntityType
 from tidings.model import Change, Digest, JSONValue, Kind
+from tidings.templates.formatting import format_as
 
 
 def format_value(etype: EntityType, field: str, value: JSONValue, config: Config) -> str:
-    if value is None or value == "":
-        return "(blank)"
+    """A value in words by its field's declared type, exactly as templates show it."""
     spec = etype.fields.get(field)
-    kind = spec.type if spec else None
-    if kind is FieldType.DATE and isinstance(value, str):
-        day = date.fromisoformat(value)
-        return f"{day.day} {day:%B %Y}"
-    if kind is FieldType.DATETIME and isinstance(value, str):
-        moment = datetime.fromisoformat(value).astimezone(config.tz)
-        return f"{moment.day} {moment:%B %Y at %H:%M}"
-    if kind is FieldType.BOOL:
-        return "yes" if value else "no"
-    return str(value)
+    return format_as(value, spec.type if spec else None, config.tz)
 
 
 def describe(change: Change, config: Config) -> list[str]:

@@ -28,13 +28,13 @@ def change(kind: Kind, **fields: tuple[object, object]) -> Change:
         ("dateFrom", "2025-12-25", "25 December 2025"),
         ("updatedAt", "2025-08-06T08:30:00+00:00", "6 August 2025 at 09:30"),  # BST
         ("updatedAt", "2025-01-06T08:30:00+00:00", "6 January 2025 at 08:30"),  # GMT
-        ("onCall", True, "yes"),
-        ("onCall", False, "no"),
+        ("onCall", True, "Yes"),
+        ("onCall", False, "No"),
         ("wte", "0.5", "0.5"),
         ("hours", 40, "40"),
         ("site", "Leeds", "Leeds"),
-        ("site", None, "(blank)"),
-        ("site", "", "(blank)"),
+        ("site", None, "not set"),
+        ("site", "", "not set"),
         ("undeclared", "2025-08-06", "2025-08-06"),
     ],
 )
@@ -59,7 +59,7 @@ def test_updated_says_what_each_field_is_now_and_was_with_labels_and_dates() -> 
     assert lines == [
         "Placement 1632184 has changed:",
         "  Start date is now 13 August 2025 (was 6 August 2025).",
-        "  Site is now (blank) (was Leeds).",
+        "  Site is now not set (was Leeds).",
         "  Whole time equivalent is now 0.5 (was 1).",
     ]
 

@@ -50,7 +50,11 @@ def init(
     if path.exists() and not force:
         err.print(styled((f"{path} exists", "red"), "; use --force to overwrite it"))
         raise typer.Exit(2)
-    path.write_text(resources.files("tidings").joinpath("starter.toml").read_text("utf-8"))
+    try:
+        path.write_text(resources.files("tidings").joinpath("starter.toml").read_text("utf-8"))
+    except OSError as exc:
+        err.print(styled(("error: ", "bold red"), f"cannot write {path}: {exc.strerror}"))
+        raise typer.Exit(2) from None
     out.print(f"Wrote {literal(path)}. Edit the [entities] tables to match your data.")
 
 

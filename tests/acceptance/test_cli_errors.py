@@ -1,0 +1,87 @@
+"""Every command, given bad arguments, exits 2 with one clear line saying what is wrong, never
+a traceback. The list of commands is read from the application itself, so a command added
+without a case here fails this test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer.main
+from typer.core import TyperGroup
+
+from tests.acceptance.test_cli_notify import toml_config
+from tidings.cli import app
+
+# One bad invocation per command (the command's words first).
+BAD: dict[str, list[str]] = {
+    "init": ["init", "no-such-folder/tidings.toml"],
+    "ingest": ["ingest", "missing.jsonl"],
+    "preview": ["preview", "--at", "yesterday"],
+    "close": ["close", "--at", "2025-13-45"],
+    "explain": ["explain", "tcs", "Nope", "1"],
+    "prune": ["prune", "--config", "missing.toml"],
+    "quarantine": ["quarantine", "--config", "missing.toml"],
+    "quarantine show": ["quarantine", "show", "abc"],
+    "quarantine replay": ["quarantine", "replay", "1", "2", "--line", "{}"],
+    "quarantine discard": ["quarantine", "discard", "0"],
+    "dispatch": ["dispatch", "--once", "--config", "missing.toml"],
+    "run": ["run", "--config", "missing.toml"],
+    "render": ["render", "default", "--medium", "fax"],
+    "prefs": ["prefs", "T1", "--category", "nope", "--opt-out", "email"],
+    "inbox": ["inbox", "T1", "--read", "99999999999999999999"],
+    "notices": ["notices"],
+    "attention": ["attention", "--config", "missing.toml"],
+    "attention retry": ["attention", "retry", "x"],
+    "attention forget": ["attention", "forget", "nobody@example.org"],
+    "attention replay": ["attention", "replay", "0"],
+    "attention dismiss": ["attention", "dismiss"],
+}
+
+
+def _commands(group: Any, prefix: str = "") -> list[str]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix}{name}"
+        if isinstance(command, TyperGroup):
+            found.append(path)  # the group's own listing
+            found += _commands(command, f"{path} ")
+        else:
+            found.append(path)
+    return found
+
+
+def test_every_command_has_a_bad_arguments_case() -> None:
+    command = typer.main.get_command(app)
+    assert isinstance(command, TyperGroup)
+    assert sorted(_commands(command)) == sorted(BAD)
+
+
+def test_bad_arguments_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "tidings.toml"
+    config.write_text(toml_config("sqlite:///tidings.db", 2525), encoding="utf-8")
+    env = {**os.environ, "TIDINGS_CONFIG": str(config), "COLUMNS": "200"}
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tidings", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in BAD.values()
+    ]
+    outputs = [p.communicate(timeout=120) for p in running]
+
+    for (name, _), process, (stdout, stderr) in zip(BAD.items(), running, outputs, strict=True):
+        done = subprocess.CompletedProcess(name, process.returncode, stdout, stderr)
+        said = done.stdout + done.stderr
+        assert done.returncode == 2, (name, said)
+        assert "Traceback" not in said, (name, said)
+        errors = [line for line in done.stderr.splitlines() if line.lower().startswith("error")]
+        assert len(errors) == 1, (name, done.stderr)
+        assert len(errors[0]) > len("error: "), (name, errors)
