@@ -55,8 +55,7 @@ def test_events_are_appended_found_and_their_records_flagged(store: Store) -> No
         }
         states = tx.events.states([P1, P2, P3])
         assert sorted(states) == [P1, P2]
-        assert states[P1].dirty
-        assert states[P1].seq is None
+        assert states[P1] == (None, True)
         assert tx.events.pending_count() == 3
         assert tx.events.count() == 3
         assert [e.id for e in tx.events.of_record(P1)] == ["e1", "e2"]

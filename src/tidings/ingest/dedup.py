@@ -9,7 +9,8 @@ that gets a new pending event becomes dirty, so the next close folds it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -22,11 +23,12 @@ _PARTS = ("source", "entity", "key", "seq", "op", "at", "data")
 
 
 class Planned(NamedTuple):
-    """A batch ready to store: its distinct events as log rows (marked accepted), its
-    rejections (with repeats of an id carrying other content), how many exact repeats it had,
-    the batch, and the ingest time."""
+    """A batch ready to store: its distinct events as log rows (marked accepted) and their
+    records, its rejections (with repeats of an id carrying other content), how many exact
+    repeats it had, the batch, and the ingest time."""
 
     rows: list[EventRow]
+    refs: list[EntityRef]
     rejected: list[Rejection]
     repeats: int
     batch: Validated
@@ -35,10 +37,10 @@ class Planned(NamedTuple):
 
 class Sorted(NamedTuple):
     """What a batch's rows are, against the log: the rows to write (stale ones marked), the
-    records that become dirty, and how many were stale, repeats, or conflicts."""
+    records that become dirty (in key order), and how many were stale, repeats, or conflicts."""
 
     kept: list[EventRow]
-    dirty: set[EntityRef]
+    dirty: list[EntityRef]
     stale: int
     repeats: int
     conflicts: list[Rejection]
@@ -57,12 +59,16 @@ def prepare(batch: Validated, now_us: int) -> Planned:
             else:
                 conflicts.append(conflict(batch, row, first[1:8], "earlier in this input"))
     rows: list[EventRow] = [(*row, ACCEPTED, now_us) for row in unique.values()]
-    return Planned(rows, [*batch.rejected, *conflicts], repeats, batch, now_us)
+    return Planned(rows, refs_of(rows), [*batch.rejected, *conflicts], repeats, batch, now_us)
+
+
+_REF = itemgetter(1, 2, 3)
 
 
 def refs_of(rows: Sequence[EventRow]) -> list[EntityRef]:
-    make = EntityRef._make
-    return [make(row[1:4]) for row in rows]
+    """Each row's record. Plain ``(source, entity, key)`` tuples, which equal and hash as the
+    ``EntityRef`` they stand for: a million named tuples would cost a second in the writer."""
+    return cast(list[EntityRef], [_REF(row) for row in rows])
 
 
 def against_log(
@@ -74,6 +80,8 @@ def against_log(
 ) -> Sorted:
     """Drop events stored before (setting apart those stored before with other content),
     mark stale ones, and say which records become dirty."""
+    if not states and not stored:  # records new to the ledger: nothing else to say
+        return Sorted(list(rows), sorted(set(refs)), 0, 0, [])
     kept: list[EventRow] = []
     dirty: set[EntityRef] = set()
     stale = repeats = 0
@@ -86,14 +94,14 @@ def against_log(
             else:
                 conflicts.append(conflict(batch, row, said, "before"))
             continue
-        state = states.get(ref)
-        if state is not None and state.seq is not None and row[4] <= state.seq:
+        state = states.get(ref)  # (baseline seq, dirty)
+        if state is not None and state[0] is not None and row[4] <= state[0]:
             stale += 1
             row = (*row[:-2], STALE, row[-1])
-        elif state is None or not state.dirty:
+        elif state is None or not state[1]:
             dirty.add(ref)
         kept.append(row)
-    return Sorted(kept, dirty, stale, repeats, conflicts)
+    return Sorted(kept, sorted(dirty), stale, repeats, conflicts)
 
 
 def conflict(

@@ -15,11 +15,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from datetime import datetime
+from functools import partial
 from itertools import islice
+from typing import NamedTuple
 
 from tidings.config import Config
 from tidings.errors import StoreConflict, StoreDataError
-from tidings.ingest.dedup import Planned, against_log, prepare, refs_of, rejection_of
+from tidings.ingest.dedup import Planned, Sorted, against_log, prepare, refs_of, rejection_of
 from tidings.ingest.parallel import (
     INLINE_BATCHES,
     Chunk,
@@ -155,18 +157,28 @@ class Ingestor:
 
     def write(self, batch: Validated, now_us: int | None = None) -> IngestStats:
         """Store one validated batch in one transaction: new events, dirty flags, quarantine."""
-        return self.store(self.prepare(batch, now_us))
+        planned = self.prepare(batch, now_us)
+        return self.store(planned, self.look_up(planned))
 
     def prepare(self, batch: Validated, now_us: int | None = None) -> Planned:
         """The part of writing a batch that needs no store, so a worker does it before it
         takes its turn at SQLite's single writer."""
         return prepare(batch, self._now_us() if now_us is None else now_us)
 
-    def store(self, planned: Planned) -> IngestStats:
-        """Write a prepared batch (``prepare`` then ``store`` is ``write``). If the store
-        refuses a value, the batch is split until the line it refuses is found: that line is
-        quarantined and every other line stored."""
-        stats, _ = self._store_batch(planned, quarantining=True)
+    def look_up(self, planned: Planned) -> LookedUp:
+        """What the ledger says of the batch's records, and so what each event is, worked out
+        before the write (a worker reads while another writes, as SQLite allows), so that the
+        writer's turn is spent writing; the write works it out again if a close ran since."""
+        with self._store.read() as tx:
+            states = tx.events.states(planned.refs)
+            window_id = tx.ledger.last_window_id()
+        sorted_out = against_log(planned.rows, planned.refs, states, {}, planned.batch)
+        return LookedUp(sorted_out, window_id)
+
+    def store(self, planned: Planned, looked: LookedUp | None = None) -> IngestStats:
+        """Write a prepared batch. If the store refuses a value, the batch is split until the
+        line it refuses is found: that line is quarantined and every other line stored."""
+        stats, _ = self._store_batch(planned, looked, quarantining=True)
         return stats
 
     def write_events(
@@ -176,15 +188,15 @@ class Ingestor:
         An event the store cannot take (a conflicting duplicate, a refused value) is
         quarantined, or with ``quarantining=False`` handed back."""
         batch = Validated([prepared(e, origin) for e, origin in events], [], 0, 0)
-        return self._store_batch(self.prepare(batch), quarantining=quarantining)
+        return self._store_batch(self.prepare(batch), None, quarantining=quarantining)
 
     def _store_batch(
-        self, planned: Planned, *, quarantining: bool
+        self, planned: Planned, looked: LookedUp | None, *, quarantining: bool
     ) -> tuple[IngestStats, list[Rejection]]:
         """``quarantining=False`` hands rejections back instead of quarantining them."""
         batch = planned.batch
         kept, stale, repeats, refused = self._isolating(
-            planned.rows, planned.rejected, planned, quarantining
+            planned.rows, planned.rejected, planned, looked, quarantining
         )
         stats = IngestStats(
             kept - stale,
@@ -201,28 +213,36 @@ class Ingestor:
         rows: list[EventRow],
         rejected: list[Rejection],
         planned: Planned,
+        looked: LookedUp | None,
         quarantining: bool,
     ) -> tuple[int, int, int, list[Rejection]]:
         """``(stored, of which stale, duplicates, rejections found here)`` for ``rows``, which
         are halved while the store refuses them; a single refused row is quarantined."""
-
-        def write(every_id: bool) -> tuple[int, int, int, list[Rejection]]:
-            return self._store.write_retrying(
-                lambda tx: self._transaction(tx, rows, rejected, planned, quarantining, every_id)
-            )
-
         try:
-            try:
-                return write(False)
-            except StoreConflict:
-                # An id stored before under another record: only ids of known records are
-                # looked up (a bulk load of new records needs none), so look up every one.
-                return write(True)
+            # Events are written as new (no look-up of their ids: most are); one whose id is
+            # stored already makes the write fail, and it is written again, every id looked
+            # up. Again a few times more: another writer may store the same id meanwhile.
+            for attempt in range(_CONFLICT_ATTEMPTS):
+                work = partial(
+                    self._transaction,
+                    rows=rows,
+                    rejected=rejected,
+                    planned=planned,
+                    looked=looked,
+                    quarantining=quarantining,
+                    every_id=attempt > 0,
+                )
+                try:
+                    return self._store.write_retrying(work)
+                except StoreConflict:
+                    if attempt == _CONFLICT_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
         except StoreDataError as exc:
             if len(rows) > 1:
                 half = len(rows) // 2
-                first = self._isolating(rows[:half], rejected, planned, quarantining)
-                second = self._isolating(rows[half:], [], planned, quarantining)
+                first = self._isolating(rows[:half], rejected, planned, None, quarantining)
+                second = self._isolating(rows[half:], [], planned, None, quarantining)
                 return (
                     first[0] + second[0],
                     first[1] + second[1],
@@ -248,29 +268,34 @@ class Ingestor:
         rows: list[EventRow],
         rejected: list[Rejection],
         planned: Planned,
+        looked: LookedUp | None,
         quarantining: bool,
         every_id: bool,
     ) -> tuple[int, int, int, list[Rejection]]:
-        refs = refs_of(rows)
-        states = tx.events.states(refs)
-        kept, dirty = rows, set(refs)
-        stale, repeats = 0, 0
-        conflicts: list[Rejection] = []
-        if states or every_id:
-            # Every stored event has a ledger row (written with it), so an event of a new
-            # record can only be stored already if its id was used for another record: a
-            # conflict the unique key catches (StoreConflict), and then ``every_id``.
-            ids = [r[0] for r, ref in zip(rows, refs, strict=True) if every_id or ref in states]
-            stored = tx.events.stored(ids)
-            kept, dirty, stale, repeats, conflicts = against_log(
-                rows, refs, states, stored, planned.batch
-            )
+        if not every_id and looked is not None and tx.ledger.last_window_id() == looked.window_id:
+            sorted_out = looked.sorted  # no close ran since: what was worked out still holds
+        else:
+            refs = refs_of(rows)
+            ids = [r[0] for r in rows] if every_id else []
+            states = tx.events.states(refs)
+            sorted_out = against_log(rows, refs, states, tx.events.stored(ids), planned.batch)
+        kept, dirty, stale, repeats, conflicts = sorted_out
         tx.events.append(kept)
         if dirty:
             tx.events.mark_dirty(dirty)
         if quarantining and (rejected or conflicts):
             tx.quarantine.add([quarantined(r) for r in [*rejected, *conflicts]], planned.now_us)
         return len(kept), stale, repeats, conflicts
+
+
+class LookedUp(NamedTuple):
+    """What a batch's events are against the ledger as read, and the newest window then."""
+
+    sorted: Sorted
+    window_id: int
+
+
+_CONFLICT_ATTEMPTS = 4
 
 
 def quarantined(rejection: Rejection) -> Rejected:
@@ -313,8 +338,9 @@ def _ingest_lines(lines: list[Plain], now_us: int) -> tuple[int, IngestStats]:
     assert _worker is not None
     validator, ingestor = _worker
     planned = ingestor.prepare(validate_batch(validator, lines), now_us)
+    looked = ingestor.look_up(planned)  # before the turn: reading while another writes
     with writer_turn():
-        return len(lines), ingestor.store(planned)
+        return len(lines), ingestor.store(planned, looked)
 
 
 def _ingest_chunk(origin: str, first: int, blob: bytes, now_us: int) -> tuple[int, IngestStats]:

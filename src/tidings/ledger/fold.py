@@ -1,10 +1,11 @@
 """Fold an entity's pending events onto its baseline, in ``seq`` order.
 
-The rules (the README's "What counts as a change"): events apply in ``seq`` order whatever order they arrived
-in; an event whose ``seq`` is not greater than the baseline's is stale (counted, not applied);
-``upsert`` replaces the record, ``patch`` sets the listed fields (``null`` is a value; a patch
-to an absent entity creates it with just those fields), ``delete`` makes it absent, and ``load``
-replaces the record *and* the baseline, so that nobody is told about a bulk reload.
+The rules (the README's "What counts as a change"): events apply in ``seq`` order whatever
+order they arrived in; an event whose ``seq`` is not greater than the baseline's is stale
+(counted, not applied); ``upsert`` replaces the record, ``patch`` sets the listed fields
+(``null`` is a value; a patch to an absent entity creates it with just those fields),
+``delete`` makes it absent, and ``load`` replaces the record *and* the baseline, so that
+nobody is told about a bulk reload.
 """
 
 from __future__ import annotations

@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 
 _LOCK_KEY = 0x7469_6469  # "tidi": the advisory lock that orders ingests and closes
 _READ_ONLY = "tidings_read_only"
-# PostgreSQL's answers to writers that raced each other: a unique key another transaction
-# committed first, a deadlock, a serialization failure. Run again, the work sees the winner.
-_RACED = frozenset({"23505", "40P01", "40001"})
+# PostgreSQL's answers to writers that raced each other: a deadlock, a serialization failure.
+# Run again, the work sees the winner. (A unique key another transaction committed first is a
+# ``StoreConflict``: the caller decides, as ingest does by looking up what is stored.)
+_RACED = frozenset({"40P01", "40001"})
 _ATTEMPTS = 5
 T = TypeVar("T")
 
@@ -228,7 +229,7 @@ def store_error(action: str, exc: BaseException) -> StoreError:
         text = f"{action}: {name}: {primary} (SQLSTATE {state})"
         if state == "23505":
             return StoreConflict(text)
-        if state[:2] in _DATA_CLASSES and state not in _RACED:
+        if state[:2] in _DATA_CLASSES:
             return StoreDataError(text)
         return StoreError(text)
     if isinstance(driver, OverflowError):

@@ -212,6 +212,9 @@ class SqlLedger:
             )
         )
 
+    def last_window_id(self) -> int:
+        return int(self._conn.scalar(select(func.max(windows.c.id))) or 0)
+
     def latest_close_us(self) -> int | None:
         latest = self._conn.scalar(select(func.max(windows.c.closes_at_us)))
         return None if latest is None else int(latest)

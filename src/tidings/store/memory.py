@@ -124,7 +124,7 @@ class MemoryEvents:
     def states(self, refs: Iterable[EntityRef]) -> dict[EntityRef, RecordState]:
         ledger = self._s.ledger
         return {
-            EntityRef(*ref): RecordState(ledger[ref].seq, ledger[ref].dirty)
+            EntityRef(*ref): (ledger[ref].seq, ledger[ref].dirty)
             for ref in set(refs)
             if ref in ledger
         }
@@ -251,6 +251,9 @@ class MemoryLedger:
 
     def finish_window(self, window_id: int, counts: WindowCounts) -> None:
         self._s.windows[window_id].update(asdict(counts))
+
+    def last_window_id(self) -> int:
+        return max(self._s.windows, default=0)
 
     def latest_close_us(self) -> int | None:
         closes = [w["closes_at_us"] for w in self._s.windows.values()]

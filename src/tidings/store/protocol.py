@@ -115,6 +115,9 @@ class Ledger(Protocol):
 
     def latest_close_us(self) -> int | None: ...
 
+    def last_window_id(self) -> int:
+        """The newest window's id (0 before the first close): if it changed, a close ran."""
+
     def windows(self) -> list[WindowRecord]:
         """Every window closed so far, oldest first."""
 

@@ -41,11 +41,9 @@ StoredEvent = tuple[str, str, str, int, str, int, str | None]
 """What a stored event says: ``(source, entity, key, seq, op, at_us, data JSON)``."""
 
 
-class RecordState(NamedTuple):
-    """A record's place in the ledger: its baseline's seq, and whether events are pending."""
-
-    seq: int | None
-    dirty: bool
+RecordState = tuple[int | None, bool]
+"""A record's place in the ledger: ``(its baseline's seq, whether events are pending)``. A
+plain tuple: ingest asks for one per record of every batch."""
 
 
 @dataclass(frozen=True, slots=True)
