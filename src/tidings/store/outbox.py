@@ -27,6 +27,10 @@ from tidings.store.records import (
     NoticeRow,
     OutcomeRow,
     Undeliverable,
+    held_as_undeliverable,
+    released_address,
+    released_to,
+    retried_by_hand,
 )
 from tidings.store.schema import notices, undeliverable
 
@@ -156,7 +160,7 @@ class SqlOutbox:
         result = self._conn.execute(
             update(notices)
             .where(notices.c.address == address, notices.c.status == PENDING)
-            .values(status=HELD, outcome="held", reason=f"address undeliverable: {reason}")
+            .values(held_as_undeliverable(reason))
         )
         return int(result.rowcount or 0)
 
@@ -175,17 +179,7 @@ class SqlOutbox:
 
     def release(self, notice_id: int, address: str, now_us: int) -> None:
         self._conn.execute(
-            update(notices)
-            .where(notices.c.id == notice_id)
-            .values(
-                address=address,
-                status=PENDING,
-                due_us=now_us,
-                attempts=0,
-                lease_us=None,
-                outcome="released",
-                reason="address changed",
-            )
+            update(notices).where(notices.c.id == notice_id).values(released_to(address, now_us))
         )
 
     def _list(
@@ -226,15 +220,7 @@ class SqlOutbox:
             update(notices)
             .where(notices.c.id.in_(list(ids)), notices.c.status.in_((FAILED, HELD)))
             .where(notices.c.address.is_not(None))
-            .values(
-                status=PENDING,
-                due_us=now_us,
-                attempts=0,
-                rate_limits=0,
-                lease_us=None,
-                outcome="retry",
-                reason="retried by hand",
-            )
+            .values(retried_by_hand(now_us))
         )
         return int(result.rowcount or 0)
 
@@ -251,7 +237,7 @@ class SqlOutbox:
         result = self._conn.execute(
             update(notices)
             .where(notices.c.address == address, notices.c.status == HELD)
-            .values(status=PENDING, due_us=now_us, attempts=0, outcome="released", reason=None)
+            .values(released_address(now_us))
         )
         return int(result.rowcount or 0)
 

@@ -133,6 +133,39 @@ NOTICE_COLUMNS = (
 )  # fmt: skip
 
 
+# A notice's hand-made transitions, as the columns they set (one meaning for every store).
+
+
+def held_as_undeliverable(reason: str) -> dict[str, Any]:
+    return {"status": HELD, "outcome": "held", "reason": f"address undeliverable: {reason}"}
+
+
+def released_to(address: str, now_us: int) -> dict[str, Any]:
+    """Sent again now to a person's new address."""
+    return {
+        "address": address, "status": PENDING, "due_us": now_us, "attempts": 0,
+        "lease_us": None, "outcome": "released", "reason": "address changed",
+    }  # fmt: skip
+
+
+def retried_by_hand(now_us: int) -> dict[str, Any]:
+    return {
+        "status": PENDING, "due_us": now_us, "attempts": 0, "rate_limits": 0,
+        "lease_us": None, "outcome": "retry", "reason": "retried by hand",
+    }  # fmt: skip
+
+
+def released_address(now_us: int) -> dict[str, Any]:
+    """Sent again now that its address is no longer marked undeliverable."""
+    return {
+        "status": PENDING,
+        "due_us": now_us,
+        "attempts": 0,
+        "outcome": "released",
+        "reason": None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeRecord:
     """One notice as the outbox holds it."""

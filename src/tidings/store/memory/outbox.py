@@ -22,6 +22,10 @@ from tidings.store.records import (
     OutcomeRow,
     PreferenceRecord,
     Undeliverable,
+    held_as_undeliverable,
+    released_address,
+    released_to,
+    retried_by_hand,
 )
 
 
@@ -123,7 +127,7 @@ class MemoryOutbox:
         )
         held = self._where(lambda n: n["address"] == address and n["status"] == PENDING)
         for n in held:
-            n.update(status=HELD, outcome="held", reason=f"address undeliverable: {reason}")
+            n.update(held_as_undeliverable(reason))
         return len(held)
 
     def held_for(self, recipients: Sequence[str]) -> list[NoticeRecord]:
@@ -134,15 +138,7 @@ class MemoryOutbox:
         ]
 
     def release(self, notice_id: int, address: str, now_us: int) -> None:
-        self._s.notices[notice_id].update(
-            address=address,
-            status=PENDING,
-            due_us=now_us,
-            attempts=0,
-            lease_us=None,
-            outcome="released",
-            reason="address changed",
-        )
+        self._s.notices[notice_id].update(released_to(address, now_us))
 
     def attention(self, limit: int) -> list[NoticeRecord]:
         return [_notice(n) for n in self._where(lambda n: n["status"] in (FAILED, HELD))[:limit]]
@@ -177,8 +173,7 @@ class MemoryOutbox:
             )
         )
         for n in found:
-            n.update(status=PENDING, due_us=now_us, attempts=0, rate_limits=0, lease_us=None)
-            n.update(outcome="retry", reason="retried by hand")
+            n.update(retried_by_hand(now_us))
         return len(found)
 
     def undeliverable(self) -> list[Undeliverable]:
@@ -189,7 +184,7 @@ class MemoryOutbox:
             return None
         found = self._where(lambda n: n["address"] == address and n["status"] == HELD)
         for n in found:
-            n.update(status=PENDING, due_us=now_us, attempts=0, outcome="released", reason=None)
+            n.update(released_address(now_us))
         return len(found)
 
     def by_provider_ref(self, provider_ref: str) -> NoticeRecord | None:
