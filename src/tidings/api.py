@@ -27,6 +27,7 @@ from tidings.notices.composer import NoticeStats
 from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
 from tidings.outbox.channel import Channel
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
+from tidings.reminders.planner import ReminderPlan, ReminderPlanner, SendResult
 from tidings.sources import Format
 from tidings.store import Store, open_store
 from tidings.store.codec import to_us
@@ -60,7 +61,12 @@ class Tidings:
         # Rules and templates are checked here, at start-up, whatever the command.
         self.delivery = (
             Delivery(config, self.store, clock, environ=environ, channels=channels)
-            if config.rules
+            if config.rules or config.reminders
+            else None
+        )
+        self.reminder_planner = (
+            ReminderPlanner(config, self.store, self.delivery.templates, clock)
+            if self.delivery is not None and config.reminders
             else None
         )
         composer = self.delivery.composer if self.delivery else None
@@ -173,6 +179,23 @@ class Tidings:
         if isinstance(self.schedule, DailyCutoff):
             return self.schedule.next_close(moment)
         return moment + timedelta(minutes=1)  # quiet periods: look for quiet records often
+
+    # Reminders
+    def require_reminders(self) -> ReminderPlanner:
+        if self.reminder_planner is None:
+            raise ConfigError(
+                [("reminders", "no [[reminders]] are configured, so no reminder is ever due")],
+                None,
+            )
+        return self.reminder_planner
+
+    def reminders(self, at: datetime | None = None) -> ReminderPlan:
+        """The reminders due at ``at`` (now) and not yet sent; changes nothing."""
+        return self.require_reminders().plan(at or self.clock())
+
+    def send_reminders(self, at: datetime | None = None) -> SendResult:
+        """Write the reminders due at ``at`` (now) to the outbox, each once."""
+        return self.require_reminders().send(at or self.clock())
 
     def require_delivery(self) -> Delivery:
         if self.delivery is None:

@@ -53,6 +53,26 @@ class FieldSpec(_Frozen):
     label: str | None = None
 
 
+class RelationConfig(_Frozen):
+    """Records of another entity type related to this one, found through an index kept at
+    ingest: either the related records whose ``field`` holds this record's key (a programme
+    membership's Form R parts, by ``programmeMembershipId``), or the record whose key is this
+    record's ``by`` field (its trainee, by ``personId``)."""
+
+    entity: str
+    field: str | None = None
+    by: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RelationConfig:
+        if (self.field is None) == (self.by is None):
+            raise ValueError(
+                "set field (the related record's field holding this record's key) "
+                "or by (this record's field holding the related record's key), not both"
+            )
+        return self
+
+
 class EntityType(_Frozen):
     """How one entity type is keyed, addressed, typed and labelled."""
 
@@ -62,6 +82,7 @@ class EntityType(_Frozen):
     recipient: str | None = None
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     ignore: frozenset[str] = frozenset()
+    relations: dict[str, RelationConfig] = Field(default_factory=dict)
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -340,6 +361,73 @@ class RuleConfig(_Frozen):
         return self
 
 
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ReminderConfig(_Frozen):
+    """Notice in good time before (or after) a date held in a record's current state."""
+
+    name: str
+    entity: str
+    # A ``date`` (or ``datetime``: its local date) field of the entity type.
+    field: str
+    days_before: tuple[Annotated[int, Field(ge=0, le=3660)], ...] = ()
+    days_after: tuple[Annotated[int, Field(ge=1, le=3660)], ...] = ()
+    # The local time a reminder is due, or a window its day's reminders are spread over.
+    at: str = "09:00"
+    spread: str | None = None
+    # A reminder whose moment passed before its date was known: skipped, or sent once.
+    late: Literal["skip", "send"] = "skip"
+    # A CEL condition over record, related, today, date and days_before, when it falls due.
+    when: str | None = None
+    category: str = "general"
+    channels: tuple[str, ...]
+    template: str = "reminder"
+
+    @field_validator("at")
+    @classmethod
+    def _at_is_time(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"{value!r} is not a time; write it as HH:MM, for example '09:00'")
+        return value
+
+    @field_validator("spread")
+    @classmethod
+    def _spread_is_span(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        start, _, end = value.partition("-")
+        if not (_HHMM.match(start.strip()) and _HHMM.match(end.strip())) or (
+            end.strip() <= start.strip()
+        ):
+            raise ValueError(f"{value!r} is not a span of the day; write it as '09:00-12:00'")
+        return value
+
+    @model_validator(mode="after")
+    def _some_offset(self) -> ReminderConfig:
+        if not self.days_before and not self.days_after:
+            raise ValueError("give days_before and/or days_after, e.g. days_before = [28, 7, 0]")
+        if not self.channels:
+            raise ValueError("name at least one channel")
+        return self
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Days before the date (negative: after), largest first, each once."""
+        return tuple(sorted({*self.days_before, *(-d for d in self.days_after)}, reverse=True))
+
+    @property
+    def at_time(self) -> time:
+        return time.fromisoformat(self.at)
+
+    @property
+    def spread_span(self) -> tuple[time, time] | None:
+        if self.spread is None:
+            return None
+        start, _, end = self.spread.partition("-")
+        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+
+
 class DeliveryConfig(_Frozen):
     """How the dispatcher spreads sending out."""
 
@@ -386,6 +474,7 @@ class Config(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     categories: dict[str, CategoryConfig] = Field(default_factory=dict)
     rules: tuple[RuleConfig, ...] = ()
+    reminders: tuple[ReminderConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
     # Where templates are looked up first (relative to the config file); built-ins otherwise.
     templates: str | None = None
@@ -443,8 +532,55 @@ def _cross_references(config: Config) -> list[tuple[str, str]]:
             problems.append(
                 (f"{key}.contacts.entity", f"{rule.contacts.entity!r} is not an [entities] table")
             )
-    if config.rules and config.people.entity not in config.entities:
+    problems.extend(_reminder_references(config))
+    for name, etype in config.entities.items():
+        for rel_name, rel in etype.relations.items():
+            key = f"entities.{name}.relations.{rel_name}"
+            if rel.entity not in config.entities:
+                problems.append((f"{key}.entity", f"{rel.entity!r} is not an [entities] table"))
+    if (config.rules or config.reminders) and config.people.entity not in config.entities:
         problems.append(("people.entity", f"{config.people.entity!r} is not an [entities] table"))
+    return problems
+
+
+def _reminder_references(config: Config) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, reminder in enumerate(config.reminders):
+        key = f"reminders.{i}"
+        if reminder.name in seen:
+            problems.append(
+                (f"{key}.name", f"another reminder is already called {reminder.name!r}")
+            )
+        seen.add(reminder.name)
+        etype = config.entities.get(reminder.entity)
+        if etype is None:
+            problems.append((f"{key}.entity", f"{reminder.entity!r} is not an [entities] table"))
+        else:
+            spec = etype.fields.get(reminder.field)
+            if spec is None or spec.type not in (FieldType.DATE, FieldType.DATETIME):
+                problems.append(
+                    (
+                        f"{key}.field",
+                        f"{reminder.field!r} is not a date field of {reminder.entity}; declare "
+                        f'it under [entities.{reminder.entity}.fields] with type = "date"',
+                    )
+                )
+            if not etype.recipient:
+                problems.append(
+                    (
+                        f"{key}.entity",
+                        f"{reminder.entity} names no recipient field: set "
+                        f"[entities.{reminder.entity}] recipient",
+                    )
+                )
+        if reminder.category not in config.categories and reminder.category != "general":
+            problems.append(
+                (f"{key}.category", f"{reminder.category!r} is not a [categories] table")
+            )
+        for name in reminder.channels:
+            if name not in config.channels:
+                problems.append((f"{key}.channels", f"{name!r} is not a [channels] table"))
     return problems
 
 

@@ -30,6 +30,7 @@ from tidings.ingest.parallel import (
     in_workers,
     writer_turn,
 )
+from tidings.ingest.tracking import TrackSpec, tracked_rows
 from tidings.ingest.validate import (
     Line,
     Plain,
@@ -64,6 +65,8 @@ class Ingestor:
         self._store = store
         self._config = config
         self._clock = clock
+        # Fields indexed as events are stored (reminder dates, recipients, relation keys).
+        self._tracked = TrackSpec.of(config)
         # A store other processes cannot open (in memory) is written by this process alone.
         wanted = default_workers() if workers is None else workers
         self._workers = wanted if store.url is not None else 0
@@ -231,6 +234,7 @@ class Ingestor:
                     looked=looked,
                     quarantining=quarantining,
                     every_id=attempt > 0,
+                    tracked=self._tracked,
                 )
                 try:
                     return self._store.write_retrying(work)
@@ -271,6 +275,7 @@ class Ingestor:
         looked: LookedUp | None,
         quarantining: bool,
         every_id: bool,
+        tracked: TrackSpec,
     ) -> tuple[int, int, int, list[Rejection]]:
         if not every_id and looked is not None and tx.ledger.last_window_id() == looked.window_id:
             sorted_out = looked.sorted  # no close ran since: what was worked out still holds
@@ -281,6 +286,8 @@ class Ingestor:
             sorted_out = against_log(rows, refs, states, tx.events.stored(ids), planned.batch)
         kept, dirty, stale, repeats, conflicts = sorted_out
         tx.events.append(kept)
+        if tracked:
+            tx.reminders.track(tracked_rows(kept, tracked))
         if dirty:
             tx.events.mark_dirty(dirty)
         if quarantining and (rejected or conflicts):

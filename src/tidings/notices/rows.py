@@ -39,6 +39,24 @@ class Digest:
     address: str | None
 
 
+def outcome_of(
+    rendered: Parts | str, target: str | None, medium: Medium, bounced: Mapping[str, str]
+) -> tuple[Parts, str | None, int, str | None]:
+    """``(parts, address, status, reason)`` of a rendered notice: pending, or held with the
+    reason (its template failed, no usable address, an address known to bounce)."""
+    if isinstance(rendered, str):
+        # One digest whose data trips its template must not stop the close: it waits on
+        # the attention list with the reason, and the others go out.
+        return Parts(None, ""), target, HELD, f"template failed: {rendered}"
+    if target is None:
+        return rendered, None, HELD, f"no {WHAT[medium]} on record for this recipient"
+    if len(target) > LONGEST_ADDRESS:
+        return rendered, None, HELD, f"the {WHAT[medium]} on record is too long to use"
+    if target in bounced:
+        return rendered, target, HELD, f"address undeliverable: {bounced[target]}"
+    return rendered, target, PENDING, None
+
+
 def notice_rows(
     digests: Sequence[Digest],
     rendered: Sequence[Parts | str],
@@ -51,21 +69,10 @@ def notice_rows(
 ) -> list[NoticeRow]:
     """Rows in the order of ``NOTICE_COLUMNS``, one per digest and its rendering."""
     rows: list[NoticeRow] = []
-    for digest, parts in zip(digests, rendered, strict=True):
-        target = digest.address
-        status, reason = PENDING, None
-        if isinstance(parts, str):
-            # One digest whose data trips its template must not stop the close: it waits
-            # on the attention list with the reason, and the others go out.
-            status, reason = HELD, f"template failed: {parts}"
-            parts = Parts(None, "")
-        elif target is None:
-            status, reason = HELD, f"no {WHAT[digest.medium]} on record for this recipient"
-        elif len(target) > LONGEST_ADDRESS:
-            status, reason = HELD, f"the {WHAT[digest.medium]} on record is too long to use"
-            target = None
-        elif target in bounced:
-            status, reason = HELD, f"address undeliverable: {bounced[target]}"
+    for digest, rendering in zip(digests, rendered, strict=True):
+        parts, target, status, reason = outcome_of(
+            rendering, digest.address, digest.medium, bounced
+        )
         payload = {
             "recipient": digest.recipient,
             "closes_at": closes_at,

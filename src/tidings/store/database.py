@@ -29,6 +29,7 @@ from tidings.store.ledger import SqlLedger
 from tidings.store.outbox import SqlOutbox
 from tidings.store.preferences import SqlPreferences
 from tidings.store.quarantine import SqlQuarantine
+from tidings.store.reminders import SqlReminders
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -180,6 +181,10 @@ class SqlTx:
     @cached_property
     def held(self) -> SqlHeld:
         return SqlHeld(self.conn)
+
+    @cached_property
+    def reminders(self) -> SqlReminders:
+        return SqlReminders(self.conn, self.is_sqlite)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ small set of named operations per aggregate, each behind a protocol below:
     tx.inbox        the in-app inbox
     tx.quarantine   rejected input lines
     tx.held         changes a close held back for attention
+    tx.reminders    the tracked-field index (dates, recipients, relations), reminders decided
 
 Two implementations: SQL (``store.database.SqlStore``: SQLite and PostgreSQL, with their fast
 paths: COPY, ``WITHOUT ROWID``, ``SKIP LOCKED``, the advisory lock) and in memory
@@ -37,6 +38,7 @@ from tidings.store.records import (
     Hold,
     InboxRecord,
     LoggedEvent,
+    LoggedStep,
     NewBaseline,
     NoticeRecord,
     NoticeRow,
@@ -46,9 +48,13 @@ from tidings.store.records import (
     PreferenceRecord,
     RecordState,
     Rejected,
+    ReminderDecision,
+    StoredBaseline,
     StoredEvent,
     Told,
     ToldRow,
+    TrackedRow,
+    TrackedValue,
     Undeliverable,
     WindowCounts,
     WindowRecord,
@@ -248,6 +254,40 @@ class HeldChanges(Protocol):
     def still_held(self, held_id: int, reason: str) -> None: ...
 
 
+class Reminders(Protocol):
+    def track(self, rows: Sequence[TrackedRow]) -> None:
+        """Per record and field, keep the row of the highest seq; ``known_us`` moves only
+        when the value changes."""
+
+    def built_fields(self) -> set[tuple[str, str]]:
+        """The ``(entity, field)`` pairs the index holds."""
+
+    def mark_built(self, pairs: Iterable[tuple[str, str]], now_us: int) -> None: ...
+
+    def values(self, entity: str, field: str) -> Iterator[TrackedValue]:
+        """Every record of ``entity`` whose ``field`` has a value, by ref."""
+
+    def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
+        """The records of ``entity`` whose ``field`` is one of ``values``."""
+
+    def refs(self, entity: str, keys: Iterable[str]) -> list[EntityRef]:
+        """The records of ``entity`` (any source) with these keys that the ledger knows."""
+
+    def history(self, entity: str) -> Iterator[LoggedStep]:
+        """The accepted events of ``entity`` in the log, by record and seq."""
+
+    def baselines(self, entity: str) -> Iterator[StoredBaseline]:
+        """Every closed record of ``entity``, with its window's close time."""
+
+    def decided(self, reminder: str) -> set[tuple[EntityRef, int, str]]:
+        """``(ref, days_before, date)`` of every decision of reminder ``reminder``."""
+
+    def decide(self, decisions: Sequence[ReminderDecision]) -> None:
+        """Record decisions; one already recorded stays as it was."""
+
+    def of_record(self, ref: EntityRef) -> list[ReminderDecision]: ...
+
+
 class Tx(Protocol):
     """One transaction's view of the store."""
 
@@ -274,6 +314,9 @@ class Tx(Protocol):
 
     @property
     def held(self) -> HeldChanges: ...
+
+    @property
+    def reminders(self) -> Reminders: ...
 
 
 class Store(Protocol):

@@ -347,3 +347,59 @@ class HeldChange:
             "status": self.status,
             "created": self.created.isoformat(),
         }
+
+
+# --- Reminders -----------------------------------------------------------------------------
+
+TrackedRow = tuple[str, str, str, str, str | None, int, int]
+"""What one event says of one tracked field: ``(source, entity, key, field, value or None,
+seq, at_us)``; the index keeps, per record and field, the row of the highest seq."""
+
+
+class TrackedValue(NamedTuple):
+    """A tracked field's current value, and when the event that set it happened."""
+
+    ref: EntityRef
+    value: str
+    known_us: int
+
+
+class LoggedStep(NamedTuple):
+    """An accepted event of the log, for rebuilding the index: ``data`` is JSON text."""
+
+    source: str
+    key: str
+    seq: int
+    op: str
+    at_us: int
+    data: str | None
+
+
+class StoredBaseline(NamedTuple):
+    """A record's baseline, with the close time of the window that set it."""
+
+    source: str
+    key: str
+    baseline: str | None
+    seq: int | None
+    closes_at_us: int
+
+
+SENT, SKIPPED = "sent", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderDecision:
+    """A reminder decided once and for all: sent (in the notice keyed ``idem_key``) or
+    skipped, with the reason."""
+
+    ref: EntityRef
+    reminder: str
+    days_before: int
+    date: str
+    status: str
+    reason: str | None
+    recipient: str | None
+    due_us: int
+    decided_us: int
+    idem_key: str | None = None

@@ -232,3 +232,48 @@ held_changes = Table(
     Column("resolved_us", BigInteger, nullable=True),
     Index("ix_held_changes_status", "status", "id"),
 )
+
+# The index of tracked fields (reminder dates, recipients, relation keys): per record and
+# field, its latest value by seq, and when the event that set that value happened
+# (``known_us``). Kept at ingest, so reminders and relations never scan records.
+tracked = Table(
+    "tracked",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("entity", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("field", String(200), primary_key=True),
+    Column("value", Text, nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("known_us", BigInteger, nullable=False),
+    Index("ix_tracked_value", "entity", "field", "value"),
+)
+
+# Which (entity, field) pairs the index holds: a pair the config starts tracking is built
+# once from the event log and the baselines.
+tracked_fields = Table(
+    "tracked_fields",
+    metadata,
+    Column("entity", String(100), primary_key=True),
+    Column("field", String(200), primary_key=True),
+    Column("built_us", BigInteger, nullable=False),
+)
+
+# Every reminder decided: sent (with the notice it went in) or skipped, and why; once per
+# (record, reminder, offset, date value).
+reminder_log = Table(
+    "reminder_log",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("entity", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("reminder", String(200), primary_key=True),
+    Column("days_before", Integer, primary_key=True),
+    Column("date", String(10), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("recipient", String(200), nullable=True),
+    Column("due_us", BigInteger, nullable=False),
+    Column("decided_us", BigInteger, nullable=False),
+    Column("idem_key", String(64), nullable=True),
+)

@@ -161,9 +161,57 @@ class DigestContext:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderView:
+    """One reminder, in words: which record, which date, how far away."""
+
+    reminder: str
+    entity: str
+    label: str
+    key: str
+    name: str
+    field: str
+    date: str
+    days_before: int
+    when: str
+    sentence: str
+    record: RecordView
+    related: Mapping[str, tuple[RecordView, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderContext:
+    """Everything a reminder template may use: the recipient's reminders of one day."""
+
+    recipient: Recipient
+    reminders: tuple[ReminderView, ...]
+    today: str
+    medium: Medium
+
+    def variables(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "reminders": self.reminders,
+            "today": self.today,
+            "medium": self.medium,
+        }
+
+
+def when_text(days: int) -> str:
+    """How far away a date is, from the day a reminder is sent (``days`` before it)."""
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days == -1:
+        return "yesterday"
+    return f"in {days} days" if days > 0 else f"{-days} days ago"
+
+
 VIEW_FIELDS: Mapping[type, frozenset[str]] = MappingProxyType(
     {
         Recipient: frozenset(f.name for f in dataclasses.fields(Recipient)),
+        ReminderView: frozenset(f.name for f in dataclasses.fields(ReminderView)),
         ChangeView: frozenset(f.name for f in dataclasses.fields(ChangeView)),
         FieldView: frozenset(FieldView._fields),
     }
@@ -259,6 +307,57 @@ class ContextBuilder:
             fields=tuple(views),
             record=RecordView(entity, item.record),
             labels=entity.labels,
+        )
+
+    def reminder_view(
+        self,
+        *,
+        reminder: str,
+        entity_name: str,
+        key: str,
+        field: str,
+        day: date,
+        days_before: int,
+        record: Record,
+        related: Mapping[str, Sequence[tuple[str, Record]]],
+    ) -> ReminderView:
+        """``related``: per relation, the related records with their entity type."""
+        entity = self._entity(entity_name)
+        info = entity.field(field)
+        name = f"{entity.label} {key}"
+        date_words = day_text(day)
+        when = when_text(days_before)
+        return ReminderView(
+            reminder=reminder,
+            entity=entity.name,
+            label=entity.label,
+            key=key,
+            name=name,
+            field=info.label,
+            date=date_words,
+            days_before=days_before,
+            when=when,
+            sentence=f"{info.heading} of your {name}: {date_words} ({when}).",
+            record=RecordView(entity, record),
+            related=MappingProxyType(
+                {
+                    rel: tuple(RecordView(self._entity(e), r) for e, r in records)
+                    for rel, records in related.items()
+                }
+            ),
+        )
+
+    def reminder_context(
+        self,
+        *,
+        recipient_id: str,
+        recipient_name: str | None,
+        reminders: Sequence[ReminderView],
+        today: date,
+        medium: Medium,
+    ) -> ReminderContext:
+        return ReminderContext(
+            Recipient(recipient_id, recipient_name), tuple(reminders), day_text(today), medium
         )
 
     def build(

@@ -7,12 +7,12 @@ invented: no real record is ever shown in a preview.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tidings.config import Config, EntityType, FieldType, Medium
 from tidings.model import Change, EntityRef, FieldChange, JSONValue, Kind, NoticeItem, Record
-from tidings.templates.context import ContextBuilder, DigestContext
+from tidings.templates.context import ContextBuilder, DigestContext, ReminderContext
 
 if TYPE_CHECKING:
     from tidings.templates.template_set import Rendered, TemplateSet
@@ -23,6 +23,7 @@ SAMPLE_RECIPIENT_NAME = "Sam Taylor"
 OTHER_RECIPIENT_ID = "P-2002"  # whom an added record named before, and a removed one names now
 SAMPLE_CLOSES_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
 SAMPLE_TODAY = date(2025, 8, 6)
+SAMPLE_REMINDER_DATE = date(2025, 9, 3)
 
 # (before, after) per field type; strings are made from the field's label instead.
 _VALUES: dict[FieldType, tuple[JSONValue, JSONValue]] = {
@@ -113,6 +114,37 @@ def sample_context(builder: ContextBuilder, entity: str, medium: Medium) -> Dige
         items=sample_items(config, entity),
         closes_at=SAMPLE_CLOSES_AT,
         today=SAMPLE_TODAY,
+        medium=medium,
+    )
+
+
+def sample_reminder_context(
+    builder: ContextBuilder, entity: str, field: str, medium: Medium
+) -> ReminderContext:
+    """A reminder of a sample record of ``entity``, 28 days before its ``field``."""
+    config = builder.config
+    record = sample_items(config, entity)[0].after or {}
+    etype = config.entities.get(entity)
+    relations = etype.relations if etype is not None else {}
+    related = {
+        name: [(rel.entity, sample_items(config, rel.entity)[0].after or {})]
+        for name, rel in relations.items()
+    }
+    view = builder.reminder_view(
+        reminder="sample",
+        entity_name=entity,
+        key=str(record.get(etype.key, "1001") if etype is not None else "1001"),
+        field=field,
+        day=SAMPLE_REMINDER_DATE,
+        days_before=28,
+        record=record,
+        related=related,
+    )
+    return builder.reminder_context(
+        recipient_id=SAMPLE_RECIPIENT_ID,
+        recipient_name=SAMPLE_RECIPIENT_NAME,
+        reminders=[view],
+        today=SAMPLE_REMINDER_DATE - timedelta(days=28),
         medium=medium,
     )
 

@@ -21,7 +21,7 @@ from jinja2.runtime import Context
 
 from tidings.config import Config, Medium
 from tidings.errors import ConfigError, TemplateRenderError
-from tidings.templates.context import ContextBuilder, DigestContext
+from tidings.templates.context import ContextBuilder, DigestContext, ReminderContext
 from tidings.templates.environment import BUILTIN_DIR, Sandbox, make_environments
 from tidings.templates.formatting import ValueFormatter
 from tidings.templates.sms import SmsLength, sms_length
@@ -166,18 +166,21 @@ class TemplateSet:
             else:
                 problems.append(("templates", f"{folder} is not a directory of templates"))
         templates = cls(config, tuple(search))
-        tried: dict[tuple[str, Medium, str], str | None] = {}
-        for key, name, medium, entity in _uses(config):
-            if (name, medium, entity) not in tried:
-                tried[name, medium, entity] = templates._try(name, medium, entity)
-            reason = tried[name, medium, entity]
+        tried: dict[tuple[str, Medium, str, str | None], str | None] = {}
+        for key, name, medium, entity, date_field in _uses(config):
+            use = (name, medium, entity, date_field)
+            if use not in tried:
+                tried[use] = templates._try(name, medium, entity, date_field)
+            reason = tried[use]
             if reason is not None:
                 problems.append((key, reason))
         if problems:
             raise ConfigError(problems, path)
         return templates
 
-    def render(self, name: str, medium: Medium, context: DigestContext) -> Rendered:
+    def render(
+        self, name: str, medium: Medium, context: DigestContext | ReminderContext
+    ) -> Rendered:
         """Render template ``name`` for ``medium``; ``TemplateRenderError`` names file and line."""
         compiled = self._compiled.get((name, medium))
         if compiled is None or isinstance(compiled, _Problem):
@@ -277,16 +280,24 @@ class TemplateSet:
 
     # --- trying on sample data ------------------------------------------------------------
 
-    def _try(self, name: str, medium: Medium, entity: str) -> str | None:
-        """``None`` if the template compiles and renders sample changes of ``entity``, else
-        the reason it does not."""
-        from tidings.templates.sample import sample_context  # sample renders through us
+    def _try(self, name: str, medium: Medium, entity: str, date_field: str | None) -> str | None:
+        """``None`` if the template compiles and renders sample changes of ``entity`` (a
+        sample reminder of its ``date_field``, for a reminder's template), else the reason
+        it does not."""
+        from tidings.templates.sample import (  # sample renders through us
+            sample_context,
+            sample_reminder_context,
+        )
 
         try:
             compiled = self._compile(name, medium)
         except ConfigError as exc:
             return exc.problems[0][1]
-        context = sample_context(self.contexts, entity, medium)
+        context: DigestContext | ReminderContext = (
+            sample_context(self.contexts, entity, medium)
+            if date_field is None
+            else sample_reminder_context(self.contexts, entity, date_field, medium)
+        )
         try:
             rendered = compiled.render(context.variables())
         except Exception as exc:  # any failure here is the template's: report, don't crash
@@ -329,8 +340,9 @@ def _media(config: Config, channels: tuple[str, ...]) -> list[Medium]:
     return media
 
 
-def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str]]:
-    """``(key, template, medium, entity)`` for every template a rule sends with.
+def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str, str | None]]:
+    """``(key, template, medium, entity, date field)`` for every template a rule or a
+    reminder (with its date field) sends with.
 
     Contacts are reached by email: with no ``channels`` of their own they use the rule's
     email channels.
@@ -339,7 +351,7 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str]]:
         if rule.exclude or not rule.template:
             continue
         for medium in _media(config, rule.channels):
-            yield f"rules.{i}.template", rule.template, medium, rule.entity
+            yield f"rules.{i}.template", rule.template, medium, rule.entity, None
         contacts = rule.contacts
         if contacts is not None:
             channels = contacts.channels or tuple(
@@ -348,4 +360,8 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str]]:
                 if name in config.channels and config.channels[name].medium == "email"
             )
             for medium in _media(config, channels):
-                yield f"rules.{i}.contacts.template", contacts.template, medium, rule.entity
+                yield f"rules.{i}.contacts.template", contacts.template, medium, rule.entity, None
+    for i, reminder in enumerate(config.reminders):
+        for medium in _media(config, reminder.channels):
+            key = f"reminders.{i}.template"
+            yield key, reminder.template, medium, reminder.entity, reminder.field

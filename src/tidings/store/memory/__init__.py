@@ -18,6 +18,7 @@ from typing import TypeVar
 from tidings.store.memory.intake import MemoryHeld, MemoryQuarantine
 from tidings.store.memory.ledger import MemoryEvents, MemoryLedger
 from tidings.store.memory.outbox import MemoryDeferred, MemoryInbox, MemoryOutbox, MemoryPreferences
+from tidings.store.memory.reminders import MemoryReminders
 from tidings.store.memory.state import State
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class MemoryTx:
         self.inbox = MemoryInbox(state)
         self.quarantine = MemoryQuarantine(state)
         self.held = MemoryHeld(state)
+        self.reminders = MemoryReminders(state)
 
 
 class MemoryStore:

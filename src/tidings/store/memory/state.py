@@ -11,6 +11,7 @@ from tidings.store.records import (
     DeferredItem,
     InboxRecord,
     PreferenceRecord,
+    ReminderDecision,
     Undeliverable,
 )
 
@@ -56,6 +57,12 @@ class State:
     inbox: dict[int, InboxRecord] = field(default_factory=dict)
     quarantine: dict[int, dict[str, Any]] = field(default_factory=dict)
     held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (ref, field) -> [value, seq, known_us]
+    tracked: dict[tuple[EntityRef, str], list[Any]] = field(default_factory=dict)
+    tracked_built: dict[tuple[str, str], int] = field(default_factory=dict)
+    reminder_log: dict[tuple[EntityRef, str, int, str], ReminderDecision] = field(
+        default_factory=dict
+    )
     counter: int = 0
 
     def next_id(self) -> int:
