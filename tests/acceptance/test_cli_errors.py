@@ -34,6 +34,8 @@ BAD: dict[str, list[str]] = {
     "prefs": ["prefs", "T1", "--category", "nope", "--opt-out", "email"],
     "inbox": ["inbox", "T1", "--read", "99999999999999999999"],
     "notices": ["notices"],
+    "reminders": ["reminders", "--at", "someday"],
+    "reminders send": ["reminders", "send", "--at", "2025-13-45"],
     "attention": ["attention", "--config", "missing.toml"],
     "attention retry": ["attention", "retry", "x"],
     "attention forget": ["attention", "forget", "nobody@example.org"],
