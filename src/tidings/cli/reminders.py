@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
 def _at(text: str | None, cfg: Config, now: datetime) -> datetime:
     if text is not None and len(text) == 10:
         try:
-            return local_instant(date.fromisoformat(text), time(23, 59, 59), cfg.tz)
+            day = date.fromisoformat(text)
+            return local_instant(day, time(23, 59, 59), cfg.tz).astimezone(cfg.tz)
         except ValueError:
             pass  # parse_at says what is wrong with it
     return parse_at(text, cfg, now)
