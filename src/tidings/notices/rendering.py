@@ -19,6 +19,7 @@ from tidings.model import NoticeItem
 from tidings.notices.people import Person
 from tidings.templates import TemplateSet
 from tidings.templates.context import ContextBuilder
+from tidings.templates.template_set import Rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +73,16 @@ class TemplateRenderer:
             today=today,
             medium=medium,
         )
-        rendered = self._templates.render(template, medium, context)
-        if medium == "inapp":
-            return Parts(rendered.title, rendered.body or "")
-        if medium == "sms":
-            return Parts(None, rendered.text or "")
-        return Parts(rendered.subject, rendered.text or "", rendered.html)
+        return parts_of(self._templates.render(template, medium, context), medium)
+
+
+def parts_of(rendered: Rendered, medium: Medium) -> Parts:
+    """A rendered template as the outbox stores it, per medium."""
+    if medium == "inapp":
+        return Parts(rendered.title, rendered.body or "")
+    if medium == "sms":
+        return Parts(None, rendered.text or "")
+    return Parts(rendered.subject, rendered.text or "", rendered.html)
 
 
 def template_renderer(config: Config) -> TemplateRenderer:

@@ -24,7 +24,7 @@ from tidings.model import EntityRef, Record
 from tidings.notices.addresses import address_for
 from tidings.notices.people import people
 from tidings.notices.preferences import Preferences
-from tidings.notices.rendering import Parts
+from tidings.notices.rendering import Parts, parts_of
 from tidings.notices.rows import idempotency_key, outcome_of
 from tidings.reminders.conditions import ReminderConditions
 from tidings.reminders.due import Dated, Moment, decide, read_date
@@ -124,9 +124,10 @@ class ReminderPlanner:
     def plan(self, at: datetime) -> ReminderPlan:
         self.ensure_index()
         with self._store.read() as tx:
-            return self._plan(tx, at)
+            return self._plan(_States(tx), at)
 
-    def _plan(self, tx: Tx, at: datetime) -> ReminderPlan:
+    def _plan(self, states: _States, at: datetime) -> ReminderPlan:
+        tx = states.tx
         zone = self._config.tz
         today = at.astimezone(zone).date()
         due: list[Moment] = []
@@ -153,7 +154,7 @@ class ReminderPlanner:
                 )
                 skipped.extend((m, LATE) for m in decided.skipped)
                 for moment in decided.due:
-                    holds, failure = self._holds(tx, rule, moment, today)
+                    holds, failure = self._holds(states, rule, moment, today)
                     if failure is not None:
                         failed.append((moment, failure))
                     elif holds:
@@ -170,17 +171,17 @@ class ReminderPlanner:
         )
 
     def _holds(
-        self, tx: Tx, rule: ReminderConfig, moment: Moment, today: date
+        self, states: _States, rule: ReminderConfig, moment: Moment, today: date
     ) -> tuple[bool, str | None]:
         if not self._conditions.needed(rule.name):
             return True, None
-        record = current_record(tx, moment.ref) or {}
+        record = states.of(moment.ref) or {}
         declared = self._config.entities[rule.entity].fields
         activation = {
             "record": {**dict.fromkeys(declared), **record},
             "related": {
                 name: [r for _, r in found]
-                for name, found in self._related(tx, moment.ref, record).items()
+                for name, found in self._related(states, moment.ref, record).items()
             },
             "today": today.isoformat(),
             "date": moment.date.isoformat(),
@@ -189,21 +190,21 @@ class ReminderPlanner:
         return self._conditions.holds(rule.name, activation)
 
     def _related(
-        self, tx: Tx, ref: EntityRef, record: Record
+        self, states: _States, ref: EntityRef, record: Record
     ) -> dict[str, list[tuple[str, Record]]]:
         """Per declared relation, the related records' current states (present ones)."""
         out: dict[str, list[tuple[str, Record]]] = {}
+        index = states.tx.reminders
         for name, relation in self._config.entities[ref.entity].relations.items():
             if relation.field is not None:
-                refs = [
-                    v.ref for v in tx.reminders.holding(relation.entity, relation.field, [ref.key])
-                ]
+                held = index.holding(relation.entity, relation.field, [ref.key])
+                refs = [v.ref for v in held]
             else:
                 assert relation.by is not None
                 wanted = index_value(record.get(relation.by))
-                refs = tx.reminders.refs(relation.entity, [wanted]) if wanted is not None else []
-            states = ((r, current_record(tx, r)) for r in refs)
-            out[name] = [(r.entity, state) for r, state in states if state is not None]
+                refs = index.refs(relation.entity, [wanted]) if wanted is not None else []
+            found = ((r, states.of(r)) for r in refs)
+            out[name] = [(r.entity, state) for r, state in found if state is not None]
         return out
 
     # --- sending ------------------------------------------------------------------------
@@ -211,10 +212,12 @@ class ReminderPlanner:
     def send(self, at: datetime) -> SendResult:
         self.ensure_index()
         with self._store.write(exclusive=True) as tx:
-            plan = self._plan(tx, at)
-            return self._send(tx, plan, at)
+            states = _States(tx)
+            plan = self._plan(states, at)
+            return self._send(states, plan, at)
 
-    def _send(self, tx: Tx, plan: ReminderPlan, at: datetime) -> SendResult:
+    def _send(self, states: _States, plan: ReminderPlan, at: datetime) -> SendResult:
+        tx = states.tx
         config = self._config
         rules = {r.name: r for r in config.reminders}
         now_us = to_us(self._clock())
@@ -263,7 +266,7 @@ class ReminderPlanner:
                 + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
             )
             key = idempotency_key(recipient, channel, window)
-            rendered = self._render(tx, rule.template, medium, person, moments, day)
+            rendered = self._render(states, rule.template, medium, person, moments, day)
             parts, target, status, reason = outcome_of(
                 rendered, address_for(person, medium), medium, bounced
             )
@@ -295,7 +298,7 @@ class ReminderPlanner:
 
     def _render(
         self,
-        tx: Tx,
+        states: _States,
         template: str,
         medium: Medium,
         person: Any,
@@ -314,8 +317,8 @@ class ReminderPlanner:
                     field=m.field,
                     day=m.date,
                     days_before=(m.date - day).days,
-                    record=(state := current_record(tx, m.ref) or {}),
-                    related=self._related(tx, m.ref, state),
+                    record=(state := states.of(m.ref) or {}),
+                    related=self._related(states, m.ref, state),
                 )
                 for m in moments
             ]
@@ -326,14 +329,23 @@ class ReminderPlanner:
                 today=day,
                 medium=medium,
             )
-            rendered = self._templates.render(template, medium, context)
+            return parts_of(self._templates.render(template, medium, context), medium)
         except TidingsError as exc:
             return str(exc)
-        if medium == "inapp":
-            return Parts(rendered.title, rendered.body or "")
-        if medium == "sms":
-            return Parts(None, rendered.text or "")
-        return Parts(rendered.subject, rendered.text or "", rendered.html)
+
+
+class _States:
+    """Records' current states, read once per plan or send: a condition and the message
+    rendered for it read the same records."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self._known: dict[EntityRef, Record | None] = {}
+
+    def of(self, ref: EntityRef) -> Record | None:
+        if ref not in self._known:
+            self._known[ref] = current_record(self.tx, ref)
+        return self._known[ref]
 
 
 def current_record(tx: Tx, ref: EntityRef) -> Record | None:
