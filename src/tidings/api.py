@@ -214,8 +214,11 @@ class Tidings:
     def explain(
         self, source: str, entity: str, key: str, at: datetime | None = None
     ) -> Explanation:
+        ref = EntityRef(source, entity, key)
+        planner = self.reminder_planner
+        lines = planner.of_record(ref, at or self.clock()) if planner is not None else []
         return explain(
-            self.store, self.config, EntityRef(source, entity, key), at or self.default_close_time()
+            self.store, self.config, ref, at or self.default_close_time(), reminders=lines
         )
 
     def prune(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from tidings.channels import build_channels
@@ -96,7 +96,7 @@ async def serve(
     clock: Clock,
     stop: asyncio.Event,
     *,
-    prompt: Callable[[datetime], object] | None = None,
+    each_tick: Sequence[tuple[str, Callable[[datetime], object]]] = (),
     tick: timedelta = timedelta(seconds=30),
     pause_after_error: float = 5.0,
 ) -> DispatchStats:
@@ -104,8 +104,10 @@ async def serve(
 
     The scheduler sleeps until the next close time (checking every ``tick``, so a changed clock
     or a stop is noticed), closes the window in a thread so sending goes on meanwhile, and
-    starts over. Each tick also runs ``prompt`` (the prompt close of quiet records). An
-    error (a busy SQLite during a long close, or a bug) pauses the loop; it never stops it.
+    starts over. Each tick also runs the ``each_tick`` jobs (the prompt close of quiet records,
+    sending the reminders that fell due), each of which is idempotent. An error (a busy SQLite
+    during a long close, or a bug) pauses the loop or skips that job until the next tick; it
+    never stops it.
     """
 
     async def scheduler() -> None:
@@ -125,13 +127,13 @@ async def serve(
                     continue
                 due = next_close(due + timedelta(seconds=1))
                 continue
-            if prompt is not None:
+            for name, job in each_tick:
                 try:
-                    await asyncio.to_thread(prompt, now)
+                    await asyncio.to_thread(job, now)
                 except TidingsError as exc:
-                    log.warning("prompt close failed, retrying at the next tick: %s", exc)
+                    log.warning("%s failed, retrying at the next tick: %s", name, exc)
                 except Exception:
-                    log.exception("prompt close failed, retrying at the next tick")
+                    log.exception("%s failed, retrying at the next tick", name)
             await _wait(stop, min(tick, due - now).total_seconds())
 
     async def sending() -> DispatchStats:

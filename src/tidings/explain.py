@@ -6,6 +6,7 @@ with the state after it (or why it was not applied), and past windows show what 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from tidings.errors import InputError
 from tidings.ledger.fold import Step, StepLike, fold
 from tidings.ledger.netchange import changes_by_recipient
 from tidings.model import Change, EntityRef, Record
+from tidings.reminders.planner import ReminderLine
 from tidings.store import Store
 from tidings.store.codec import from_us, loads, to_us
 from tidings.store.records import ACCEPTED, STALE, LoggedEvent
@@ -53,6 +55,7 @@ class Explanation:
     current: Record | None
     changes: tuple[tuple[str | None, Change], ...]
     told: tuple[Told, ...]
+    reminders: tuple[ReminderLine, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         def line(e: EventLine) -> dict[str, Any]:
@@ -89,11 +92,17 @@ class Explanation:
                 }
                 for t in self.told
             ],
+            "reminders": [r.to_json() for r in self.reminders],
         }
 
 
 def explain(
-    store: Store, config: Config, ref: EntityRef, closes_at: datetime, history: int = 20
+    store: Store,
+    config: Config,
+    ref: EntityRef,
+    closes_at: datetime,
+    history: int = 20,
+    reminders: Sequence[ReminderLine] = (),
 ) -> Explanation:
     etype = config.entities.get(ref.entity)
     if etype is None:
@@ -150,6 +159,7 @@ def explain(
         folded.current,
         tuple(changes),
         told,
+        tuple(reminders),
     )
 
 

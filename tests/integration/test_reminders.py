@@ -243,3 +243,33 @@ def test_a_reminder_added_later_is_built_from_the_log(store_url: str, clock: Fak
             later.store.dispose()
     finally:
         first.store.dispose()
+
+
+def test_explain_shows_a_records_reminders(build: Callable[..., Tidings]) -> None:
+    app = build(days_before=[28, 7, 0])
+    app.ingest_lines(lines(_placement("P1", "T1", "2025-09-01")))
+    app.send_reminders(datetime.fromisoformat("2025-08-04T10:00:00+01:00"))
+    # Moved on 30 August to 3 September: its 28- and 7-day moments passed before then.
+    app.ingest_lines(lines(_placement("P1", "T1", "2025-09-03", 2, "2025-08-30T12:00:00+01:00")))
+    ex = app.explain("tcs", "Placement", "P1", datetime.fromisoformat("2025-09-03T09:30:00+01:00"))
+    shown = [
+        (r["date"], r["days_before"], r["status"], r["reason"]) for r in ex.to_json()["reminders"]
+    ]
+    late = "will be skipped: its moment passed before the date was known"
+    assert shown == [
+        ("2025-09-01", 28, "sent", None),
+        ("2025-09-03", 28, "skipped", late),
+        ("2025-09-03", 7, "skipped", late),
+        ("2025-09-03", 0, "due", None),
+    ]
+    sent = ex.to_json()["reminders"][0]
+    assert sent["notice"] and sent["recipient"] == "T1"
+    earlier = app.explain(
+        "tcs", "Placement", "P1", datetime.fromisoformat("2025-09-02T09:30:00+01:00")
+    )
+    assert [r["status"] for r in earlier.to_json()["reminders"]] == [
+        "sent",
+        "skipped",
+        "skipped",
+        "upcoming",
+    ]

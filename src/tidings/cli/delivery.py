@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal, cast
 
@@ -12,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tidings.cli.common import ID_MAX, ConfigOption, JsonOption, open_app, print_json
+from tidings.cli.reminders import print_sent
 from tidings.config import Medium
 from tidings.delivery import serve
 from tidings.notices import preferences
@@ -52,7 +54,8 @@ def dispatch(
 
 
 def run(config: ConfigOption = None) -> None:
-    """Close windows on schedule and dispatch notices until stopped (Ctrl-C or SIGTERM)."""
+    """Close windows on schedule, send reminders as they fall due, and dispatch notices until
+    stopped (Ctrl-C or SIGTERM)."""
     with open_app(config) as tidings:
         delivery = tidings.require_delivery()
 
@@ -64,6 +67,17 @@ def run(config: ConfigOption = None) -> None:
                 out.print(f"{plan.notices:,} notices written to the outbox ({plan.held:,} held)")
                 if plan.needs_attention:
                     print_held(plan)
+
+        def remind(now: datetime) -> None:
+            result = tidings.send_reminders(now)
+            if result.sent or result.skipped or result.plan.needs_attention:
+                print_sent(result)
+
+        jobs: list[tuple[str, Callable[[datetime], object]]] = [
+            ("prompt close", tidings.close_prompt)
+        ]
+        if tidings.config.reminders:
+            jobs.append(("reminders", remind))
 
         async def service() -> DispatchStats:
             stop = _stop_on_signals()
@@ -78,7 +92,7 @@ def run(config: ConfigOption = None) -> None:
                     delivery.dispatcher(),
                     tidings.clock,
                     stop,
-                    prompt=tidings.close_prompt,
+                    each_tick=jobs,
                 )
             finally:
                 await delivery.aclose()

@@ -214,6 +214,24 @@ def print_explanation(ex: Explanation, cfg: Config) -> None:
                 f"{told.recipient} '{told.kind}' about {', '.join(told.fields) or 'it'}"
             )
         )
+    if ex.reminders:
+        out.print(_reminders_table(ex))
+
+
+def _reminders_table(ex: Explanation) -> Table:
+    table = Table(title="Reminders")
+    for column in ("reminder", "days before", "date", "due at", "status", "why"):
+        table.add_column(column)
+    for r in ex.reminders:
+        table.add_row(
+            literal(r.reminder),
+            str(r.days_before) if r.date else "",
+            r.date,
+            r.due_at.isoformat() if r.date else "",
+            r.status,
+            literal(r.reason or ""),
+        )
+    return table
 
 
 def explain(
@@ -224,7 +242,8 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Show one record's baseline, each event since, and the resulting net change."""
+    """Show one record's baseline, each event since, the resulting net change, and its
+    reminders (sent, skipped and why, due at --at or now, still to come)."""
     with open_app(config) as tidings:
         ex = tidings.explain(
             source, entity, key, parse_at(at, tidings.config, tidings.default_close_time())

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tidings.cli.common import ConfigOption, JsonOption, noun, open_app, parse_at, print_json
 from tidings.config import Config
-from tidings.reminders.planner import ReminderPlan
+from tidings.reminders.planner import ReminderPlan, SendResult
 from tidings.terminal import err, literal, out, styled
 from tidings.window.schedule import local_instant
 
@@ -73,6 +73,13 @@ def reminders_send(at: ReminderAt = None, config: ConfigOption = None) -> None:
     with open_app(config) as tidings:
         moment = _at(at, tidings.config, tidings.clock())
         result = tidings.send_reminders(moment)
+    print_sent(result)
+    if result.plan.needs_attention or result.held:
+        raise typer.Exit(1)
+
+
+def print_sent(result: SendResult) -> None:
+    """What a reminders send did, and what needs someone's attention."""
     out.print(
         f"reminders sent {result.sent}, in {result.notices} {noun(result.notices, 'notice')}"
         f" ({result.held} held); skipped {result.skipped}",
@@ -82,8 +89,6 @@ def reminders_send(at: ReminderAt = None, config: ConfigOption = None) -> None:
     for reason, count in sorted(result.by_reason.items()):
         out.print(f"  skipped {count}: {reason}", markup=False, highlight=False)
     _report_problems(result.plan)
-    if result.plan.needs_attention or result.held:
-        raise typer.Exit(1)
 
 
 def _print_plan(plan: ReminderPlan) -> None:
@@ -107,27 +112,18 @@ def _print_plan(plan: ReminderPlan) -> None:
 
 def _report_problems(plan: ReminderPlan) -> None:
     for moment, why in plan.failed:
-        err.print(
-            styled(
-                ("warning:", "bold yellow"),
-                f" reminder {moment.reminder} for {moment.ref.entity} {moment.ref.key}: {why}",
-            )
+        _warn(f"reminder {moment.reminder} for {moment.ref.entity} {moment.ref.key}: {why}")
+    if count := len(plan.unaddressed):
+        _warn(
+            f"{count} {noun(count, 'record')} with a date name nobody (the recipient field is "
+            "empty), so get no reminders"
         )
-    if plan.unaddressed:
-        count = len(plan.unaddressed)
-        err.print(
-            styled(
-                ("warning:", "bold yellow"),
-                f" {count} {noun(count, 'record')} with a date name nobody (the recipient "
-                "field is empty), so get no reminders",
-            )
+    if count := len(plan.unreadable):
+        _warn(
+            f"{count} {noun(count, 'record')} hold a value in the date field that is not a "
+            "date, so get no reminders"
         )
-    if plan.unreadable:
-        count = len(plan.unreadable)
-        err.print(
-            styled(
-                ("warning:", "bold yellow"),
-                f" {count} {noun(count, 'record')} hold a value in the date field that is not "
-                "a date, so get no reminders",
-            )
-        )
+
+
+def _warn(text: str) -> None:
+    err.print(styled(("warning: ", "bold yellow"), text))

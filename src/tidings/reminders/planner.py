@@ -11,12 +11,12 @@ reported too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from tidings.config import Config, Medium, ReminderConfig
+from tidings.config import Config, Medium, RelationConfig, ReminderConfig
 from tidings.errors import TidingsError
 from tidings.ingest.tracking import TrackSpec, index_value, rebuilt_rows
 from tidings.ledger.fold import fold
@@ -29,8 +29,8 @@ from tidings.notices.rows import idempotency_key, outcome_of
 from tidings.reminders.conditions import ReminderConditions
 from tidings.reminders.due import Dated, Moment, decide, read_date
 from tidings.store import Store, Tx
-from tidings.store.codec import dumps, to_us
-from tidings.store.records import ACCEPTED, SENT, SKIPPED, ReminderDecision
+from tidings.store.codec import dumps, from_us, to_us
+from tidings.store.records import ACCEPTED, SENT, SKIPPED, ReminderDecision, TrackedValue
 from tidings.templates import TemplateSet
 
 LATE = "its moment passed before the date was known"
@@ -128,47 +128,105 @@ class ReminderPlanner:
 
     def _plan(self, states: _States, at: datetime) -> ReminderPlan:
         tx = states.tx
-        zone = self._config.tz
-        today = at.astimezone(zone).date()
-        due: list[Moment] = []
-        skipped: list[tuple[Moment, str]] = []
-        failed: list[tuple[Moment, str]] = []
-        unaddressed: list[EntityRef] = []
-        unreadable: list[EntityRef] = []
+        verdict = _Verdict()
         for rule in self._config.reminders:
             etype = self._config.entities[rule.entity]
             assert etype.recipient is not None  # checked with the config
             who = {v.ref: v.value for v in tx.reminders.values(rule.entity, etype.recipient)}
             done = tx.reminders.decided(rule.name)
-            for value in tx.reminders.values(rule.entity, rule.field):
-                day = read_date(value.value, zone)
-                if day is None:
-                    unreadable.append(value.ref)
-                    continue
-                recipient = who.get(value.ref)
-                if recipient is None:
-                    unaddressed.append(value.ref)
-                    continue
-                decided = decide(
+            dated = list(tx.reminders.values(rule.entity, rule.field))
+            self._preload(states, self._due_refs(rule, dated, who, done, at))
+            for value in dated:
+                self._judge(states, rule, value, who.get(value.ref), done, at, verdict)
+        return verdict.plan(at)
+
+    def _due_refs(
+        self,
+        rule: ReminderConfig,
+        dated: Sequence[TrackedValue],
+        who: Mapping[EntityRef, str],
+        done: Set[tuple[EntityRef, int, str]],
+        at: datetime,
+    ) -> list[EntityRef]:
+        """The records with a reminder due whose condition reads their state: read together."""
+        if not self._conditions.needed(rule.name):
+            return []
+        zone = self._config.tz
+        wanted = []
+        for value in dated:
+            day = read_date(value.value, zone)
+            recipient = who.get(value.ref)
+            if (
+                day is not None
+                and recipient is not None
+                and decide(
                     rule, Dated(value.ref, day, value.known_us, recipient), zone, at, done
-                )
-                skipped.extend((m, LATE) for m in decided.skipped)
-                for moment in decided.due:
-                    holds, failure = self._holds(states, rule, moment, today)
-                    if failure is not None:
-                        failed.append((moment, failure))
-                    elif holds:
-                        due.append(moment)
-                    else:
-                        skipped.append((moment, NOT_HOLDING))
-        return ReminderPlan(
-            at,
-            tuple(sorted(due, key=_order)),
-            tuple(sorted(skipped, key=lambda s: _order(s[0]))),
-            tuple(sorted(failed, key=lambda s: _order(s[0]))),
-            tuple(sorted(set(unaddressed))),
-            tuple(sorted(set(unreadable))),
-        )
+                ).due
+            ):
+                wanted.append(value.ref)
+        return wanted
+
+    def _judge(
+        self,
+        states: _States,
+        rule: ReminderConfig,
+        value: TrackedValue,
+        recipient: str | None,
+        done: Set[tuple[EntityRef, int, str]],
+        at: datetime,
+        verdict: _Verdict,
+    ) -> None:
+        """One record's moments of one rule at ``at``, added to ``verdict``."""
+        zone = self._config.tz
+        day = read_date(value.value, zone)
+        if day is None:
+            verdict.unreadable.append(value.ref)
+            return
+        if recipient is None:
+            verdict.unaddressed.append(value.ref)
+            return
+        decided = decide(rule, Dated(value.ref, day, value.known_us, recipient), zone, at, done)
+        verdict.skipped.extend((m, LATE) for m in decided.skipped)
+        verdict.upcoming.extend(decided.upcoming)
+        today = at.astimezone(zone).date()
+        for moment in decided.due:
+            holds, failure = self._holds(states, rule, moment, today)
+            if failure is not None:
+                verdict.failed.append((moment, failure))
+            elif holds:
+                verdict.due.append(moment)
+            else:
+                verdict.skipped.append((moment, NOT_HOLDING))
+
+    # --- one record (``tidings explain``) -----------------------------------------------
+
+    def of_record(self, ref: EntityRef, at: datetime) -> list[ReminderLine]:
+        """Every reminder of one record: those sent or skipped (from the log, for any date it
+        held), and, for its current date, those due at ``at``, held, or still to come."""
+        self.ensure_index()
+        lines: list[ReminderLine] = []
+        with self._store.read() as tx:
+            states = _States(tx)
+            for d in tx.reminders.of_record(ref):
+                lines.append(
+                    ReminderLine(
+                        d.reminder, d.days_before, d.date, from_us(d.due_us), d.status,
+                        d.reason, d.recipient, d.idem_key,
+                    )
+                )  # fmt: skip
+            etype = self._config.entities.get(ref.entity)
+            for rule in self._config.reminders:
+                if rule.entity != ref.entity or etype is None or etype.recipient is None:
+                    continue
+                dated = tx.reminders.holding_of(ref, rule.field)
+                if dated is None:
+                    continue
+                who = tx.reminders.holding_of(ref, etype.recipient)
+                verdict = _Verdict()
+                done = tx.reminders.decided(rule.name)
+                self._judge(states, rule, dated, who.value if who else None, done, at, verdict)
+                lines.extend(verdict.lines(rule.name, dated.value))
+        return sorted(lines, key=lambda line: (line.due_at, line.reminder, line.days_before))
 
     def _holds(
         self, states: _States, rule: ReminderConfig, moment: Moment, today: date
@@ -194,18 +252,22 @@ class ReminderPlanner:
     ) -> dict[str, list[tuple[str, Record]]]:
         """Per declared relation, the related records' current states (present ones)."""
         out: dict[str, list[tuple[str, Record]]] = {}
-        index = states.tx.reminders
         for name, relation in self._config.entities[ref.entity].relations.items():
-            if relation.field is not None:
-                held = index.holding(relation.entity, relation.field, [ref.key])
-                refs = [v.ref for v in held]
-            else:
-                assert relation.by is not None
-                wanted = index_value(record.get(relation.by))
-                refs = index.refs(relation.entity, [wanted]) if wanted is not None else []
-            found = ((r, states.of(r)) for r in refs)
+            found = ((r, states.of(r)) for r in states.related(relation, ref, record))
             out[name] = [(r.entity, state) for r, state in found if state is not None]
         return out
+
+    def _preload(self, states: _States, refs: Sequence[EntityRef]) -> None:
+        """Read these records, their relations and the related records in a few queries."""
+        states.preload(refs)
+        by_entity: dict[str, list[EntityRef]] = {}
+        for ref in refs:
+            by_entity.setdefault(ref.entity, []).append(ref)
+        related: list[EntityRef] = []
+        for entity, group in by_entity.items():
+            for relation in self._config.entities[entity].relations.values():
+                related.extend(states.preload_relation(relation, group))
+        states.preload(related)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -334,6 +396,79 @@ class ReminderPlanner:
             return str(exc)
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderLine:
+    """One reminder of one record, as ``tidings explain`` shows it."""
+
+    reminder: str
+    days_before: int
+    date: str
+    due_at: datetime
+    status: str  # sent | skipped | due | held | upcoming
+    reason: str | None
+    recipient: str | None
+    notice: str | None = None  # the outbox idempotency key it went out in
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reminder": self.reminder,
+            "days_before": self.days_before,
+            "date": self.date,
+            "due_at": self.due_at.isoformat(),
+            "status": self.status,
+            "reason": self.reason,
+            "recipient": self.recipient,
+            "notice": self.notice,
+        }
+
+
+@dataclass
+class _Verdict:
+    """What a plan finds, gathered record by record."""
+
+    due: list[Moment] = field(default_factory=list)
+    skipped: list[tuple[Moment, str]] = field(default_factory=list)
+    failed: list[tuple[Moment, str]] = field(default_factory=list)
+    upcoming: list[Moment] = field(default_factory=list)
+    unaddressed: list[EntityRef] = field(default_factory=list)
+    unreadable: list[EntityRef] = field(default_factory=list)
+
+    def plan(self, at: datetime) -> ReminderPlan:
+        return ReminderPlan(
+            at,
+            tuple(sorted(self.due, key=_order)),
+            tuple(sorted(self.skipped, key=lambda s: _order(s[0]))),
+            tuple(sorted(self.failed, key=lambda s: _order(s[0]))),
+            tuple(sorted(set(self.unaddressed))),
+            tuple(sorted(set(self.unreadable))),
+        )
+
+    def lines(self, reminder: str, value: str) -> list[ReminderLine]:
+        if self.unreadable:
+            return [_problem(reminder, f"its date field holds {value!r}, which is not a date")]
+        if self.unaddressed:
+            return [_problem(reminder, "the record names nobody (its recipient field is empty)")]
+
+        def line(m: Moment, status: str, reason: str | None) -> ReminderLine:
+            return ReminderLine(
+                reminder, m.days_before, m.date.isoformat(), m.due_at, status, reason, m.recipient
+            )
+
+        return [
+            *(
+                line(m, "due", "late, sent once (late = send)" if m.late else None)
+                for m in self.due
+            ),
+            *(line(m, "skipped", f"will be skipped: {why}") for m, why in self.skipped),
+            *(line(m, "held", f"its condition failed: {why}") for m, why in self.failed),
+            *(line(m, "upcoming", None) for m in self.upcoming),
+        ]
+
+
+def _problem(reminder: str, reason: str) -> ReminderLine:
+    return ReminderLine(reminder, 0, "", datetime.min.replace(tzinfo=UTC), "held", reason, None)
+
+
 class _States:
     """Records' current states, read once per plan or send: a condition and the message
     rendered for it read the same records."""
@@ -341,17 +476,58 @@ class _States:
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
         self._known: dict[EntityRef, Record | None] = {}
+        self._related: dict[tuple[RelationConfig, str], list[EntityRef]] = {}
+
+    def preload(self, refs: Iterable[EntityRef]) -> None:
+        """Read many records' states at once (and their related records' in the next round)."""
+        wanted = [r for r in dict.fromkeys(refs) if r not in self._known]
+        if wanted:
+            self._known.update(current_records(self.tx, wanted))
+
+    def related(self, relation: RelationConfig, ref: EntityRef, record: Record) -> list[EntityRef]:
+        """The records ``relation`` relates ``ref`` to (whether present or not)."""
+        if relation.field is not None:
+            found = self._related.get((relation, ref.key))
+            if found is None:
+                self.preload_relation(relation, [ref])
+                found = self._related[(relation, ref.key)]
+            return found
+        assert relation.by is not None
+        wanted = index_value(record.get(relation.by))
+        return self.tx.reminders.refs(relation.entity, [wanted]) if wanted is not None else []
+
+    def preload_relation(
+        self, relation: RelationConfig, refs: Sequence[EntityRef]
+    ) -> list[EntityRef]:
+        """Find what ``relation`` relates each of ``refs`` to, in one look-up per chunk."""
+        if relation.field is not None:
+            keys = [r.key for r in refs if (relation, r.key) not in self._related]
+            for key in keys:
+                self._related[(relation, key)] = []
+            for value in self.tx.reminders.holding(relation.entity, relation.field, keys):
+                self._related[(relation, value.value)].append(value.ref)
+            return [r for k in keys for r in self._related[(relation, k)]]
+        assert relation.by is not None
+        states = [self._known.get(r) for r in refs]
+        wanted = {v for s in states if s and (v := index_value(s.get(relation.by))) is not None}
+        return self.tx.reminders.refs(relation.entity, wanted)
 
     def of(self, ref: EntityRef) -> Record | None:
         if ref not in self._known:
-            self._known[ref] = current_record(self.tx, ref)
+            self._known.update(current_records(self.tx, [ref]))
         return self._known[ref]
 
 
-def current_record(tx: Tx, ref: EntityRef) -> Record | None:
-    """A record's latest ingested state: its baseline with its pending events folded on."""
-    base = tx.ledger.baseline(ref)
-    steps = [(e.id, e.seq, e.op, e.data) for e in tx.events.of_record(ref) if e.status == ACCEPTED]
-    if base is None:
-        return fold(None, None, steps).current
-    return fold(base.record, base.seq, steps).current
+def current_records(tx: Tx, refs: Sequence[EntityRef]) -> dict[EntityRef, Record | None]:
+    """Records' latest ingested states: each baseline with its pending events folded on."""
+    bases = tx.ledger.baselines_of(refs)
+    logged = tx.events.of_records(refs)
+    out: dict[EntityRef, Record | None] = {}
+    for ref in refs:
+        base = bases.get(ref)
+        steps = [(e.id, e.seq, e.op, e.data) for e in logged.get(ref, ()) if e.status == ACCEPTED]
+        if base is None:
+            out[ref] = fold(None, None, steps).current
+        else:
+            out[ref] = fold(base.record, base.seq, steps).current
+    return out

@@ -114,6 +114,29 @@ class SqlEvents:
     def count(self) -> int:
         return int(self._conn.scalar(select(func.count()).select_from(events)) or 0)
 
+    def of_records(self, refs: Iterable[EntityRef]) -> dict[EntityRef, list[LoggedEvent]]:
+        found: dict[EntityRef, list[LoggedEvent]] = {}
+        for (source, entity), keys in group_keys(refs).items():
+            wanted = sorted(set(keys))
+            for start in range(0, len(wanted), CHUNK):
+                rows = self._conn.execute(
+                    select(events)
+                    .where(
+                        events.c.source == source,
+                        events.c.entity == entity,
+                        events.c.key.in_(wanted[start : start + CHUNK]),
+                    )
+                    .order_by(events.c.key, events.c.seq, events.c.ingested_us)
+                )
+                for r in rows:
+                    found.setdefault(EntityRef(source, entity, r.key), []).append(
+                        LoggedEvent(
+                            r.id, r.seq, r.op, r.at_us, loads(r.data), r.status, r.origin,
+                            r.ingested_us,
+                        )
+                    )  # fmt: skip
+        return found
+
     def of_record(self, ref: EntityRef) -> list[LoggedEvent]:
         rows = self._conn.execute(
             select(events)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select, update
 from tidings.model import EntityRef, Record
 from tidings.store.bulk import insert_rows
 from tidings.store.codec import loads
-from tidings.store.lookups import CHUNK, marks, param_mark
+from tidings.store.lookups import CHUNK, group_keys, marks, param_mark
 from tidings.store.records import (
     ACCEPTED,
     STALE,
@@ -265,6 +265,26 @@ class SqlLedger:
             )
         ).first()
         return None if row is None else Baseline(loads(row.baseline), row.seq, row.window_id)
+
+    def baselines_of(self, refs: Iterable[EntityRef]) -> dict[EntityRef, Baseline]:
+        found: dict[EntityRef, Baseline] = {}
+        for (source, entity), keys in group_keys(refs).items():
+            wanted = sorted(set(keys))
+            for start in range(0, len(wanted), CHUNK):
+                rows = self._conn.execute(
+                    select(
+                        entities.c.key, entities.c.baseline, entities.c.seq, entities.c.window_id
+                    ).where(
+                        entities.c.source == source,
+                        entities.c.entity == entity,
+                        entities.c.key.in_(wanted[start : start + CHUNK]),
+                    )
+                )
+                for row in rows:
+                    found[EntityRef(source, entity, row.key)] = Baseline(
+                        loads(row.baseline), row.seq, row.window_id
+                    )
+        return found
 
     def records(self, entity: str, keys: Iterable[str]) -> dict[str, Record]:
         conn = self._conn

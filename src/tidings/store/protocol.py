@@ -87,6 +87,9 @@ class EventLog(Protocol):
     def of_record(self, ref: EntityRef) -> list[LoggedEvent]:
         """The record's events in the log, by seq then arrival."""
 
+    def of_records(self, refs: Iterable[EntityRef]) -> dict[EntityRef, list[LoggedEvent]]:
+        """``of_record`` of many records at once (those with no event are left out)."""
+
     def count(self) -> int:
         """Events in the log, of every status."""
 
@@ -132,6 +135,9 @@ class Ledger(Protocol):
     def told_about(self, ref: EntityRef) -> list[Told]: ...
 
     def baseline(self, ref: EntityRef) -> Baseline | None: ...
+
+    def baselines_of(self, refs: Iterable[EntityRef]) -> dict[EntityRef, Baseline]:
+        """``baseline`` of many records at once (those the ledger does not know left out)."""
 
     def records(self, entity: str, keys: Iterable[str]) -> dict[str, Record]:
         """The baselines (current records) of these keys of ``entity``, of any source."""
@@ -269,6 +275,9 @@ class Reminders(Protocol):
 
     def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
         """The records of ``entity`` whose ``field`` is one of ``values``."""
+
+    def holding_of(self, ref: EntityRef, field: str) -> TrackedValue | None:
+        """One record's tracked value of ``field`` (``None`` when it holds none)."""
 
     def refs(self, entity: str, keys: Iterable[str]) -> list[EntityRef]:
         """The records of ``entity`` (any source) with these keys that the ledger knows."""

@@ -92,6 +92,18 @@ class SqlReminders:
             found.extend(TrackedValue(EntityRef(s, entity, k), v, u) for s, k, v, u in rows)
         return found
 
+    def holding_of(self, ref: EntityRef, field: str) -> TrackedValue | None:
+        row = self._conn.execute(
+            select(tracked.c.value, tracked.c.known_us).where(
+                tracked.c.source == ref.source,
+                tracked.c.entity == ref.entity,
+                tracked.c.key == ref.key,
+                tracked.c.field == field,
+                tracked.c.value.is_not(None),
+            )
+        ).first()
+        return None if row is None else TrackedValue(ref, row.value, row.known_us)
+
     def refs(self, entity: str, keys: Iterable[str]) -> list[EntityRef]:
         wanted = sorted(set(keys))
         found: list[EntityRef] = []

@@ -85,6 +85,13 @@ class MemoryEvents:
     def count(self) -> int:
         return len(self._s.events)
 
+    def of_records(self, refs: Iterable[EntityRef]) -> dict[EntityRef, list[LoggedEvent]]:
+        wanted = set(refs)
+        found: dict[EntityRef, list[LoggedEvent]] = {}
+        for ref in sorted({e.ref for e in self._s.events.values() if e.ref in wanted}):
+            found[ref] = self.of_record(ref)
+        return found
+
     def of_record(self, ref: EntityRef) -> list[LoggedEvent]:
         found = [e for e in self._s.events.values() if e.ref == ref]
         found.sort(key=lambda e: (e.seq, e.ingested_us, e.arrival))
@@ -206,6 +213,9 @@ class MemoryLedger:
         if record is None:
             return None
         return Baseline(loads(record.baseline), record.seq, record.window_id)
+
+    def baselines_of(self, refs: Iterable[EntityRef]) -> dict[EntityRef, Baseline]:
+        return {ref: b for ref in set(refs) if (b := self.baseline(ref)) is not None}
 
     def records(self, entity: str, keys: Iterable[str]) -> dict[str, Record]:
         wanted = set(keys)

@@ -49,6 +49,10 @@ class MemoryReminders:
         wanted = set(values)
         return [v for v in self.values(entity, field) if v.value in wanted]
 
+    def holding_of(self, ref: EntityRef, field: str) -> TrackedValue | None:
+        held = self._s.tracked.get((ref, field))
+        return None if held is None or held[0] is None else TrackedValue(ref, held[0], held[2])
+
     def refs(self, entity: str, keys: Iterable[str]) -> list[EntityRef]:
         wanted = set(keys)
         return sorted(r for r in self._s.ledger if r.entity == entity and r.key in wanted)
