@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +28,9 @@ from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
 from tidings.outbox.channel import Channel
 from tidings.quarantine import Entry, ReplayOutcome, discard, entries, replay
 from tidings.reminders.planner import ReminderPlan, ReminderPlanner, SendResult
+from tidings.reports.build import Reporter
+from tidings.reports.digest import DigestRun, ManagerDigests
+from tidings.reports.table import Report
 from tidings.sources import Format
 from tidings.store import Store, open_store
 from tidings.store.codec import to_us
@@ -61,12 +64,18 @@ class Tidings:
         # Rules and templates are checked here, at start-up, whatever the command.
         self.delivery = (
             Delivery(config, self.store, clock, environ=environ, channels=channels)
-            if config.rules or config.reminders
+            if config.rules or config.reminders or any(r.digest for r in config.reports)
             else None
         )
         self.reminder_planner = (
             ReminderPlanner(config, self.store, self.delivery.templates, clock)
             if self.delivery is not None and config.reminders
+            else None
+        )
+        self.reporter = Reporter(config, self.store, clock)
+        self.digests = (
+            ManagerDigests(config, self.store, self.delivery.templates, self.reporter, clock)
+            if self.delivery is not None
             else None
         )
         composer = self.delivery.composer if self.delivery else None
@@ -196,6 +205,27 @@ class Tidings:
     def send_reminders(self, at: datetime | None = None) -> SendResult:
         """Write the reminders due at ``at`` (now) to the outbox, each once."""
         return self.require_reminders().send(at or self.clock())
+
+    # Reports
+    def report(
+        self,
+        name: str,
+        *,
+        at: datetime | None = None,
+        scope: str | None = None,
+        period: tuple[date, date] | None = None,
+    ) -> Report:
+        """Report ``name`` now (or at ``at``), the rows of ``scope`` only if given."""
+        return self.reporter.build(name, at=at, scope=scope, period=period)
+
+    def send_report_digests(self, at: datetime | None = None) -> list[DigestRun]:
+        """Send the managers' digests whose scheduled moment has come, each once a period."""
+        if self.digests is None or not self.digests.configured:
+            raise ConfigError(
+                [("reports", "no [[reports]] has a digest, so no managers' digest is ever sent")],
+                None,
+            )
+        return self.digests.send(at)
 
     def require_delivery(self) -> Delivery:
         if self.delivery is None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tidings.errors import ConfigError
+from tidings.reportspec import ReportConfig, check_reports
 
 DEFAULT_PATH = "tidings.toml"
 ENV_VAR = "TIDINGS_CONFIG"
@@ -475,6 +476,7 @@ class Config(_Frozen):
     categories: dict[str, CategoryConfig] = Field(default_factory=dict)
     rules: tuple[RuleConfig, ...] = ()
     reminders: tuple[ReminderConfig, ...] = ()
+    reports: tuple[ReportConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
     # Where templates are looked up first (relative to the config file); built-ins otherwise.
     templates: str | None = None
@@ -533,6 +535,14 @@ def _cross_references(config: Config) -> list[tuple[str, str]]:
                 (f"{key}.contacts.entity", f"{rule.contacts.entity!r} is not an [entities] table")
             )
     problems.extend(_reminder_references(config))
+    problems.extend(
+        check_reports(
+            config.reports,
+            {n: (set(e.fields), set(e.relations)) for n, e in config.entities.items()},
+            set(config.channels),
+            set(config.categories),
+        )
+    )
     for name, etype in config.entities.items():
         for rel_name, rel in etype.relations.items():
             key = f"entities.{name}.relations.{rel_name}"

@@ -12,14 +12,14 @@ import sys
 
 import typer
 
-from tidings.cli import attention, delivery, quarantine, records, reminders
+from tidings.cli import attention, delivery, quarantine, records, reminders, reports
 from tidings.errors import TidingsError
 from tidings.terminal import err, styled
 
 # Help texts are printed as written: "[audit] retention_days" is a config key, not markup.
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode=None)
 # The command groups, registered explicitly, in the order the data flows.
-for group in (records, quarantine, delivery, reminders, attention):
+for group in (records, quarantine, delivery, reminders, reports, attention):
     group.register(app)
 
 

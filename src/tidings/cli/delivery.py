@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tidings.cli.common import ID_MAX, ConfigOption, JsonOption, open_app, print_json
 from tidings.cli.reminders import print_sent
+from tidings.cli.reports import print_digest
 from tidings.config import Medium
 from tidings.delivery import serve
 from tidings.notices import preferences
@@ -78,6 +79,14 @@ def run(config: ConfigOption = None) -> None:
         ]
         if tidings.config.reminders:
             jobs.append(("reminders", remind))
+        if tidings.digests is not None and tidings.digests.configured:
+
+            def digests(now: datetime) -> None:
+                for done in tidings.send_report_digests(now):
+                    if done.sent:
+                        print_digest(done)
+
+            jobs.append(("managers' digests", digests))
 
         async def service() -> DispatchStats:
             stop = _stop_on_signals()

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="reminders")
 
 
-def _at(text: str | None, cfg: Config, now: datetime) -> datetime:
+def moment_at(text: str | None, cfg: Config, now: datetime) -> datetime:
+    """``--at`` for reminders and reports: a time, or a date (the end of that local day)."""
     if text is not None and len(text) == 10:
         try:
             day = date.fromisoformat(text)
@@ -56,7 +57,7 @@ def reminders_due(
     if ctx.invoked_subcommand is not None:
         return
     with open_app(config) as tidings:
-        moment = _at(at, tidings.config, tidings.clock())
+        moment = moment_at(at, tidings.config, tidings.clock())
         plan = tidings.reminders(moment)
     if as_json:
         print_json(plan.to_json())
@@ -71,7 +72,7 @@ def reminders_send(at: ReminderAt = None, config: ConfigOption = None) -> None:
     """Write the reminders due at --at (default now) to the outbox, one message per person,
     channel and day; each reminder is sent once, however often this runs."""
     with open_app(config) as tidings:
-        moment = _at(at, tidings.config, tidings.clock())
+        moment = moment_at(at, tidings.config, tidings.clock())
         result = tidings.send_reminders(moment)
     print_sent(result)
     if result.plan.needs_attention or result.held:

@@ -57,6 +57,49 @@ def outcome_of(
     return rendered, target, PENDING, None
 
 
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """One notice outside a window (a day's reminders, a managers' digest), rendered."""
+
+    key: str
+    recipient: str
+    channel: str
+    medium: Medium
+    category: str
+    template: str
+    address: str | None
+    payload: str  # JSON
+    items: int
+
+
+def addressed_row(
+    notice: Addressed, rendered: Parts | str, bounced: Mapping[str, str], created_us: int
+) -> NoticeRow:
+    """The outbox row of ``notice``, in the order of ``NOTICE_COLUMNS``."""
+    parts, target, status, reason = outcome_of(rendered, notice.address, notice.medium, bounced)
+    return (
+        notice.key,
+        None,
+        notice.recipient,
+        notice.channel,
+        notice.medium,
+        notice.category,
+        notice.template,
+        target,
+        parts.subject,
+        parts.text,
+        parts.html,
+        notice.payload,
+        notice.items,
+        status,
+        0,
+        created_us,
+        created_us,
+        reason,
+        "held" if status == HELD else None,
+    )
+
+
 def notice_rows(
     digests: Sequence[Digest],
     rendered: Sequence[Parts | str],

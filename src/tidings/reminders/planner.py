@@ -19,18 +19,18 @@ from typing import Any
 from tidings.config import Config, Medium, RelationConfig, ReminderConfig
 from tidings.errors import TidingsError
 from tidings.ingest.tracking import TrackSpec, index_value, rebuilt_rows
-from tidings.ledger.fold import fold
+from tidings.ledger.current import current_records
 from tidings.model import EntityRef, Record
 from tidings.notices.addresses import address_for
 from tidings.notices.people import people
 from tidings.notices.preferences import Preferences
 from tidings.notices.rendering import Parts, parts_of
-from tidings.notices.rows import idempotency_key, outcome_of
+from tidings.notices.rows import STATUS, Addressed, addressed_row, idempotency_key
 from tidings.reminders.conditions import ReminderConditions
 from tidings.reminders.due import Dated, Moment, decide, read_date
 from tidings.store import Store, Tx
 from tidings.store.codec import dumps, from_us, to_us
-from tidings.store.records import ACCEPTED, SENT, SKIPPED, ReminderDecision, TrackedValue
+from tidings.store.records import PENDING, SENT, SKIPPED, ReminderDecision, TrackedValue
 from tidings.templates import TemplateSet
 
 LATE = "its moment passed before the date was known"
@@ -329,17 +329,12 @@ class ReminderPlanner:
             )
             key = idempotency_key(recipient, channel, window)
             rendered = self._render(states, rule.template, medium, person, moments, day)
-            parts, target, status, reason = outcome_of(
-                rendered, address_for(person, medium), medium, bounced
-            )
             payload = {"recipient": recipient, "reminders": [moment_json(m) for m in moments]}
-            rows.append(
-                (
-                    key, None, recipient, channel, medium, rule.category, rule.template, target,
-                    parts.subject, parts.text, parts.html, dumps(payload), len(moments), status,
-                    0, now_us, now_us, reason, "held" if reason else None,
-                )
+            notice = Addressed(
+                key, recipient, channel, medium, rule.category, rule.template,
+                address_for(person, medium), dumps(payload), len(moments),
             )  # fmt: skip
+            rows.append(addressed_row(notice, rendered, bounced, now_us))
             for m in moments:
                 first_key.setdefault((m.reminder, m.ref, m.days_before, m.date), key)
         tx.outbox.add(rows)
@@ -348,7 +343,7 @@ class ReminderPlanner:
             if sent_in is not None:
                 record(moment, SENT, None, sent_in)
         tx.reminders.decide(decisions)
-        held = sum(1 for r in rows if r[13] != 0)
+        held = sum(1 for r in rows if r[STATUS] != PENDING)
         return SendResult(
             plan,
             notices=len(rows),
@@ -516,18 +511,3 @@ class _States:
         if ref not in self._known:
             self._known.update(current_records(self.tx, [ref]))
         return self._known[ref]
-
-
-def current_records(tx: Tx, refs: Sequence[EntityRef]) -> dict[EntityRef, Record | None]:
-    """Records' latest ingested states: each baseline with its pending events folded on."""
-    bases = tx.ledger.baselines_of(refs)
-    logged = tx.events.of_records(refs)
-    out: dict[EntityRef, Record | None] = {}
-    for ref in refs:
-        base = bases.get(ref)
-        steps = [(e.id, e.seq, e.op, e.data) for e in logged.get(ref, ()) if e.status == ACCEPTED]
-        if base is None:
-            out[ref] = fold(None, None, steps).current
-        else:
-            out[ref] = fold(base.record, base.seq, steps).current
-    return out

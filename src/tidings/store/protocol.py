@@ -11,7 +11,8 @@ small set of named operations per aggregate, each behind a protocol below:
     tx.inbox        the in-app inbox
     tx.quarantine   rejected input lines
     tx.held         changes a close held back for attention
-    tx.reminders    the tracked-field index (dates, recipients, relations), reminders decided
+    tx.reminders    the tracked-field index (dates, recipients, relations), reminders and
+                    scheduled report digests decided
 
 Two implementations: SQL (``store.database.SqlStore``: SQLite and PostgreSQL, with their fast
 paths: COPY, ``WITHOUT ROWID``, ``SKIP LOCKED``, the advisory lock) and in memory
@@ -295,6 +296,12 @@ class Reminders(Protocol):
         """Record decisions; one already recorded stays as it was."""
 
     def of_record(self, ref: EntityRef) -> list[ReminderDecision]: ...
+
+    def digest_done(self, report: str, period: str) -> bool:
+        """Whether the scheduled digest of ``report`` for ``period`` went out."""
+
+    def mark_digest(self, report: str, period: str, now_us: int, notices: int) -> bool:
+        """Record it as gone out; ``False`` if it already was (another process won)."""
 
 
 class Tx(Protocol):

@@ -22,7 +22,15 @@ from tidings.store.records import (
     TrackedRow,
     TrackedValue,
 )
-from tidings.store.schema import entities, events, reminder_log, tracked, tracked_fields, windows
+from tidings.store.schema import (
+    digest_runs,
+    entities,
+    events,
+    reminder_log,
+    tracked,
+    tracked_fields,
+    windows,
+)
 
 _TRACKED_COLUMNS = ("source", "entity", "key", "field", "value", "seq", "known_us")
 
@@ -186,6 +194,22 @@ class SqlReminders:
                 for d in decisions
             ],
         )
+
+    def digest_done(self, report: str, period: str) -> bool:
+        row = self._conn.execute(
+            select(digest_runs.c.done_us).where(
+                digest_runs.c.report == report, digest_runs.c.period == period
+            )
+        ).first()
+        return row is not None
+
+    def mark_digest(self, report: str, period: str, now_us: int, notices: int) -> bool:
+        insert = (sqlite.insert if self._sqlite else postgresql.insert)(digest_runs)
+        done = self._conn.execute(
+            insert.on_conflict_do_nothing(),
+            {"report": report, "period": period, "done_us": now_us, "notices": notices},
+        )
+        return bool(done.rowcount)
 
     def of_record(self, ref: EntityRef) -> list[ReminderDecision]:
         rows = self._conn.execute(

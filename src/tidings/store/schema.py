@@ -277,3 +277,13 @@ reminder_log = Table(
     Column("decided_us", BigInteger, nullable=False),
     Column("idem_key", String(64), nullable=True),
 )
+
+# Each scheduled managers' digest of a report that went out: once per (report, period).
+digest_runs = Table(
+    "digest_runs",
+    metadata,
+    Column("report", String(200), primary_key=True),
+    Column("period", String(40), primary_key=True),
+    Column("done_us", BigInteger, nullable=False),
+    Column("notices", Integer, nullable=False),
+)

@@ -197,6 +197,39 @@ class ReminderContext:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReportDigestView:
+    """A report's rows for one scope, in words, as a managers' digest shows them."""
+
+    name: str
+    title: str
+    scope: str
+    flag_label: str | None
+    headings: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    count: int  # rows in the scope
+    flagged: int  # of which flagged
+    as_of: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerDigestContext:
+    """Everything a managers' digest template may use."""
+
+    recipient: Recipient
+    report: ReportDigestView
+    today: str
+    medium: Medium
+
+    def variables(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "report": self.report,
+            "today": self.today,
+            "medium": self.medium,
+        }
+
+
 def when_text(days: int) -> str:
     """How far away a date is, from the day a reminder is sent (``days`` before it)."""
     if days == 0:
@@ -212,6 +245,7 @@ VIEW_FIELDS: Mapping[type, frozenset[str]] = MappingProxyType(
     {
         Recipient: frozenset(f.name for f in dataclasses.fields(Recipient)),
         ReminderView: frozenset(f.name for f in dataclasses.fields(ReminderView)),
+        ReportDigestView: frozenset(f.name for f in dataclasses.fields(ReportDigestView)),
         ChangeView: frozenset(f.name for f in dataclasses.fields(ChangeView)),
         FieldView: frozenset(FieldView._fields),
     }
@@ -360,6 +394,19 @@ class ContextBuilder:
             Recipient(recipient_id, recipient_name), tuple(reminders), day_text(today), medium
         )
 
+    def manager_digest_context(
+        self,
+        *,
+        recipient_id: str,
+        recipient_name: str | None,
+        report: ReportDigestView,
+        today: date,
+        medium: Medium,
+    ) -> ManagerDigestContext:
+        return ManagerDigestContext(
+            Recipient(recipient_id, recipient_name), report, day_text(today), medium
+        )
+
     def build(
         self,
         *,
@@ -406,3 +453,7 @@ def digest_context(
         today=today,
         medium=channel_medium,
     )
+
+
+# What a template is rendered with: a change digest, a day's reminders, a managers' digest.
+TemplateContext = DigestContext | ReminderContext | ManagerDigestContext

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 from tidings.config import Config, EntityType, FieldType, Medium
 from tidings.model import Change, EntityRef, FieldChange, JSONValue, Kind, NoticeItem, Record
-from tidings.templates.context import ContextBuilder, DigestContext, ReminderContext
+from tidings.templates.context import (
+    ContextBuilder,
+    DigestContext,
+    ManagerDigestContext,
+    ReminderContext,
+    ReportDigestView,
+)
+from tidings.templates.formatting import day_text
 
 if TYPE_CHECKING:
     from tidings.templates.template_set import Rendered, TemplateSet
@@ -145,6 +152,34 @@ def sample_reminder_context(
         recipient_name=SAMPLE_RECIPIENT_NAME,
         reminders=[view],
         today=SAMPLE_REMINDER_DATE - timedelta(days=28),
+        medium=medium,
+    )
+
+
+def sample_manager_digest_context(
+    builder: ContextBuilder, report_name: str, medium: Medium
+) -> ManagerDigestContext:
+    """A managers' digest of ``report_name`` with two made-up rows (their values are the
+    columns' headings), the first flagged."""
+    report = next(r for r in builder.config.reports if r.name == report_name)
+    headings = tuple(c.heading for c in report.columns)
+    rows = tuple(tuple(f"{h} {n}" for h in headings) for n in (1, 2))
+    view = ReportDigestView(
+        report.name,
+        report.heading,
+        "Sample scope",
+        report.flag_label if report.flag else None,
+        headings,
+        rows,
+        2,
+        1,
+        day_text(SAMPLE_REMINDER_DATE),
+    )
+    return builder.manager_digest_context(
+        recipient_id=SAMPLE_RECIPIENT_ID,
+        recipient_name=SAMPLE_RECIPIENT_NAME,
+        report=view,
+        today=SAMPLE_REMINDER_DATE,
         medium=medium,
     )
 

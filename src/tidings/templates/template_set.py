@@ -14,14 +14,14 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError, nodes
 from jinja2.runtime import Context
 
 from tidings.config import Config, Medium
 from tidings.errors import ConfigError, TemplateRenderError
-from tidings.templates.context import ContextBuilder, DigestContext, ReminderContext
+from tidings.templates.context import ContextBuilder, DigestContext, TemplateContext
 from tidings.templates.environment import BUILTIN_DIR, Sandbox, make_environments
 from tidings.templates.formatting import ValueFormatter
 from tidings.templates.sms import SmsLength, sms_length
@@ -166,11 +166,11 @@ class TemplateSet:
             else:
                 problems.append(("templates", f"{folder} is not a directory of templates"))
         templates = cls(config, tuple(search))
-        tried: dict[tuple[str, Medium, str, str | None], str | None] = {}
-        for key, name, medium, entity, date_field in _uses(config):
-            use = (name, medium, entity, date_field)
+        tried: dict[tuple[str, Medium, Sample], str | None] = {}
+        for key, name, medium, sample in _uses(config):
+            use = (name, medium, sample)
             if use not in tried:
-                tried[use] = templates._try(name, medium, entity, date_field)
+                tried[use] = templates._try(name, medium, sample)
             reason = tried[use]
             if reason is not None:
                 problems.append((key, reason))
@@ -178,9 +178,7 @@ class TemplateSet:
             raise ConfigError(problems, path)
         return templates
 
-    def render(
-        self, name: str, medium: Medium, context: DigestContext | ReminderContext
-    ) -> Rendered:
+    def render(self, name: str, medium: Medium, context: TemplateContext) -> Rendered:
         """Render template ``name`` for ``medium``; ``TemplateRenderError`` names file and line."""
         compiled = self._compiled.get((name, medium))
         if compiled is None or isinstance(compiled, _Problem):
@@ -280,12 +278,13 @@ class TemplateSet:
 
     # --- trying on sample data ------------------------------------------------------------
 
-    def _try(self, name: str, medium: Medium, entity: str, date_field: str | None) -> str | None:
-        """``None`` if the template compiles and renders sample changes of ``entity`` (a
-        sample reminder of its ``date_field``, for a reminder's template), else the reason
-        it does not."""
+    def _try(self, name: str, medium: Medium, sample: Sample) -> str | None:
+        """``None`` if the template compiles and renders ``sample`` data (changes of its
+        entity; a reminder of its date field; a managers' digest of its report), else the
+        reason it does not."""
         from tidings.templates.sample import (  # sample renders through us
             sample_context,
+            sample_manager_digest_context,
             sample_reminder_context,
         )
 
@@ -293,11 +292,13 @@ class TemplateSet:
             compiled = self._compile(name, medium)
         except ConfigError as exc:
             return exc.problems[0][1]
-        context: DigestContext | ReminderContext = (
-            sample_context(self.contexts, entity, medium)
-            if date_field is None
-            else sample_reminder_context(self.contexts, entity, date_field, medium)
-        )
+        context: TemplateContext
+        if sample.kind == "reminder":
+            context = sample_reminder_context(self.contexts, sample.entity, sample.detail, medium)
+        elif sample.kind == "report":
+            context = sample_manager_digest_context(self.contexts, sample.detail, medium)
+        else:
+            context = sample_context(self.contexts, sample.entity, medium)
         try:
             rendered = compiled.render(context.variables())
         except Exception as exc:  # any failure here is the template's: report, don't crash
@@ -340,9 +341,18 @@ def _media(config: Config, channels: tuple[str, ...]) -> list[Medium]:
     return media
 
 
-def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str, str | None]]:
-    """``(key, template, medium, entity, date field)`` for every template a rule or a
-    reminder (with its date field) sends with.
+class Sample(NamedTuple):
+    """The sample data a template is tried on: changes of ``entity``, a reminder of its date
+    field ``detail``, or a managers' digest of the report ``detail``."""
+
+    kind: Literal["changes", "reminder", "report"]
+    entity: str
+    detail: str = ""
+
+
+def _uses(config: Config) -> Iterator[tuple[str, str, Medium, Sample]]:
+    """``(key, template, medium, sample)`` for every template a rule, a reminder or a
+    report's digest sends with.
 
     Contacts are reached by email: with no ``channels`` of their own they use the rule's
     email channels.
@@ -351,7 +361,7 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str, str | None]]:
         if rule.exclude or not rule.template:
             continue
         for medium in _media(config, rule.channels):
-            yield f"rules.{i}.template", rule.template, medium, rule.entity, None
+            yield f"rules.{i}.template", rule.template, medium, Sample("changes", rule.entity)
         contacts = rule.contacts
         if contacts is not None:
             channels = contacts.channels or tuple(
@@ -360,8 +370,15 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, str, str | None]]:
                 if name in config.channels and config.channels[name].medium == "email"
             )
             for medium in _media(config, channels):
-                yield f"rules.{i}.contacts.template", contacts.template, medium, rule.entity, None
+                key = f"rules.{i}.contacts.template"
+                yield key, contacts.template, medium, Sample("changes", rule.entity)
     for i, reminder in enumerate(config.reminders):
         for medium in _media(config, reminder.channels):
             key = f"reminders.{i}.template"
-            yield key, reminder.template, medium, reminder.entity, reminder.field
+            sample = Sample("reminder", reminder.entity, reminder.field)
+            yield key, reminder.template, medium, sample
+    for i, report in enumerate(config.reports):
+        if report.digest is not None:
+            for medium in _media(config, report.digest.channels):
+                sample = Sample("report", report.entity, report.name)
+                yield f"reports.{i}.digest.template", report.digest.template, medium, sample

@@ -78,6 +78,15 @@ class MemoryReminders:
         for d in decisions:
             self._s.reminder_log.setdefault((d.ref, d.reminder, d.days_before, d.date), d)
 
+    def digest_done(self, report: str, period: str) -> bool:
+        return (report, period) in self._s.digest_runs
+
+    def mark_digest(self, report: str, period: str, now_us: int, notices: int) -> bool:
+        if (report, period) in self._s.digest_runs:
+            return False
+        self._s.digest_runs[(report, period)] = (now_us, notices)
+        return True
+
     def of_record(self, ref: EntityRef) -> list[ReminderDecision]:
         found = [d for (r, *_), d in self._s.reminder_log.items() if r == ref]
         return sorted(found, key=lambda d: (d.due_us, d.reminder, d.days_before))

@@ -63,6 +63,7 @@ class State:
     reminder_log: dict[tuple[EntityRef, str, int, str], ReminderDecision] = field(
         default_factory=dict
     )
+    digest_runs: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     counter: int = 0
 
     def next_id(self) -> int:
