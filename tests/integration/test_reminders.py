@@ -263,7 +263,8 @@ def test_explain_shows_a_records_reminders(build: Callable[..., Tidings]) -> Non
         ("2025-09-03", 0, "due", None),
     ]
     sent = ex.to_json()["reminders"][0]
-    assert sent["notice"] and sent["recipient"] == "T1"
+    assert sent["notice"]
+    assert sent["recipient"] == "T1"
     earlier = app.explain(
         "tcs", "Placement", "P1", datetime.fromisoformat("2025-09-02T09:30:00+01:00")
     )
