@@ -30,6 +30,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_close.py
 	$(BIN)/python bench/notify.py
+	$(BIN)/python bench/remind_report.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out bench-out

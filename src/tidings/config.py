@@ -11,6 +11,7 @@ import re
 import tomllib
 from datetime import time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,11 +58,14 @@ class FieldSpec(_Frozen):
 class RelationConfig(_Frozen):
     """Records of another entity type related to this one, found through an index kept at
     ingest: either the related records whose ``field`` holds this record's key (a programme
-    membership's Form R parts, by ``programmeMembershipId``), or the record whose key is this
-    record's ``by`` field (its trainee, by ``personId``)."""
+    membership's Form R parts, by ``programmeMembershipId``) or, with ``on``, this record's
+    ``on`` field (an ARCP review's Form R parts: the parts whose ``programmeMembershipId`` is
+    the review's ``programmeMembershipId``); or the record whose key is this record's ``by``
+    field (its trainee, by ``personId``)."""
 
     entity: str
     field: str | None = None
+    on: str | None = None
     by: str | None = None
 
     @model_validator(mode="after")
@@ -71,6 +75,8 @@ class RelationConfig(_Frozen):
                 "set field (the related record's field holding this record's key) "
                 "or by (this record's field holding the related record's key), not both"
             )
+        if self.on is not None and self.field is None:
+            raise ValueError("on goes with field: the related records whose field holds on")
         return self
 
 
@@ -412,16 +418,17 @@ class ReminderConfig(_Frozen):
             raise ValueError("name at least one channel")
         return self
 
-    @property
+    # Cached: a plan asks for these once per record.
+    @cached_property
     def offsets(self) -> tuple[int, ...]:
         """Days before the date (negative: after), largest first, each once."""
         return tuple(sorted({*self.days_before, *(-d for d in self.days_after)}, reverse=True))
 
-    @property
+    @cached_property
     def at_time(self) -> time:
         return time.fromisoformat(self.at)
 
-    @property
+    @cached_property
     def spread_span(self) -> tuple[time, time] | None:
         if self.spread is None:
             return None
@@ -548,6 +555,11 @@ def _cross_references(config: Config) -> list[tuple[str, str]]:
             key = f"entities.{name}.relations.{rel_name}"
             if rel.entity not in config.entities:
                 problems.append((f"{key}.entity", f"{rel.entity!r} is not an [entities] table"))
+            for own in (rel.on, rel.by):
+                if own is not None and own not in etype.fields and own != etype.key:
+                    problems.append(
+                        (key, f"{own!r} is not a declared field of {name}; declare it first")
+                    )
     if (config.rules or config.reminders) and config.people.entity not in config.entities:
         problems.append(("people.entity", f"{config.people.entity!r} is not an [entities] table"))
     return problems

@@ -503,7 +503,7 @@ def test_serve_closes_the_window_at_the_cutoff_and_delivers_its_notices(
                     delivery.dispatcher(),
                     clock,
                     stop,
-                    prompt=app.close_prompt,
+                    each_tick=[("prompt close", app.close_prompt)],
                     tick=timedelta(milliseconds=50),
                 )
             )

@@ -274,3 +274,45 @@ def test_explain_shows_a_records_reminders(build: Callable[..., Tidings]) -> Non
         "skipped",
         "upcoming",
     ]
+
+
+def test_a_relation_on_another_field(store_url: str, clock: FakeClock) -> None:
+    """An ARCP review's Form R parts: those of the review's programme membership."""
+    entities = {
+        **copy.deepcopy(PLACEMENT_CONFIG["entities"]),
+        "Arcp": {
+            "key": "id",
+            "recipient": "traineeId",
+            "fields": {"traineeId": "string", "pm": "string", "reviewDate": "date"},
+            "relations": {"parts": {"entity": "FormR", "field": "pm", "on": "pm"}},
+        },
+        "FormR": {"key": "id", "fields": {"pm": "string", "status": "string"}},
+    }
+    overrides = _overrides(
+        entity="Arcp",
+        field="reviewDate",
+        days_before=[14],
+        when='!related.parts.exists(p, p.status == "SUBMITTED")',
+    )
+    app = Tidings(make_config(store_url, entities=entities, **overrides), clock=clock)
+    try:
+
+        def arcp(key: str, trainee: str, pm: str) -> dict[str, Any]:
+            data = {"traineeId": trainee, "pm": pm, "reviewDate": "2025-09-01"}
+            return event(f"{key}-1", key, "upsert", 1, AT_KNOWN, data, entity="Arcp")
+
+        def form(key: str, pm: str, status: str) -> dict[str, Any]:
+            data = {"pm": pm, "status": status}
+            return event(f"{key}-1", key, "upsert", 1, AT_KNOWN, data, entity="FormR")
+
+        app.ingest_lines(
+            lines(
+                arcp("R1", "T1", "PM1"),
+                arcp("R2", "T2", "PM2"),
+                form("F1", "PM1", "SUBMITTED"),
+                form("F2", "PM2", "DRAFT"),
+            )
+        )
+        assert [d["key"] for d in _due(app, "2025-08-18T10:00:00+01:00")] == ["R2"]
+    finally:
+        app.store.dispose()

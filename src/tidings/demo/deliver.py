@@ -114,7 +114,7 @@ def _inbox(store: Store) -> list[tuple[int, str]]:
         return [(m.notice_id, m.recipient) for m in tx.inbox.all()]
 
 
-def _waiting(store: Store) -> int:
+def waiting(store: Store) -> int:
     with store.read() as tx:
         return tx.outbox.due_count()
 
@@ -150,7 +150,7 @@ def dispatch(tidings: Tidings, clock: DemoClock, on_round: Callable[[int], None]
                 if claimed:
                     continue
                 # Nothing due: done, unless pacing handed some back for a moment later.
-                if not _waiting(tidings.store) or time.monotonic() > give_up:
+                if not waiting(tidings.store) or time.monotonic() > give_up:
                     return total
                 await asyncio.sleep(0.05)
         finally:

@@ -34,9 +34,10 @@ from rich.table import Table
 
 from tidings.api import Tidings
 from tidings.config import Config, FieldType, load_config
-from tidings.demo import deliver
+from tidings.demo import deliver, forms
 from tidings.demo import generate as g
 from tidings.demo.deliver import Check, DemoClock
+from tidings.demo.fortnight import fortnight
 from tidings.demo.smtp_server import LocalSmtpServer
 from tidings.model import CloseResult, Digest, IngestStats, Kind
 from tidings.outbox.dispatcher import DispatchStats
@@ -77,6 +78,9 @@ def _write_config(out: Path, smtp_port: int) -> tuple[Path, Config]:
     # A relative SQLite path is relative to the config file.
     text = re.sub(r'(?m)^url = ".*"$', f'url = "sqlite:///{db.name}"', text, count=1)
     text = re.sub(r"(?m)^port = \d+", f"port = {smtp_port}", text, count=1)
+    # The demo's own templates stay where they are installed.
+    templates = g.CONFIG_PATH.with_name("templates").resolve().as_posix()
+    text = re.sub(r'(?m)^templates = ".*"$', f'templates = "{templates}"', text, count=1)
     path = out / "tidings.toml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
@@ -322,7 +326,8 @@ def _run(
         region = g.generate_region(args.seed, args.trainees)
         work = g.day_of_work(region, DAY, args.seed)
         bootstrap = out / "bootstrap.jsonl"
-        lines = g.bootstrap_lines(region, BOOTSTRAP_AT)
+        reviews = forms.generate_reviews(region, DAY, args.seed)
+        lines = g.bootstrap_lines(region, BOOTSTRAP_AT) + forms.review_lines(reviews, BOOTSTRAP_AT)
         bootstrap.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         edits, dms = g.write_day(work, out)
     console.rule(f"[bold]Tidings demo[/]: a training region on {DAY:%A %d %B %Y}")
@@ -370,6 +375,10 @@ def _run(
         delivered = deliver.checks(tidings, result, region, exp, server)
         console.print(_checks_table(checks, delivered))
         checks += delivered
+        later = fortnight(tidings, region, reviews, DAY, out, console)
+        _dispatch(tidings, clock, deliver.waiting(tidings.store), busy)
+        console.print(_checks_table(later))
+        checks += later
         passed = sum(c.ok for c in checks)
         style = "green" if passed == len(checks) else "bold red"
         console.print(f"[{style}]checks against the generator: {passed}/{len(checks)} passed[/]")

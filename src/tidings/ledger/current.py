@@ -30,22 +30,32 @@ def current_records(tx: Tx, refs: Sequence[EntityRef]) -> dict[EntityRef, Record
     return out
 
 
-def entity_states(tx: Tx, entity: str) -> dict[EntityRef, Record]:
-    """Every present record of ``entity`` in its latest ingested state: two streaming scans
-    (closed baselines, then the records with pending events folded)."""
-    loads = orjson.loads
-    out: dict[EntityRef, Record] = {
-        EntityRef(b.source, entity, b.key): loads(b.baseline)
-        for b in tx.reminders.baselines(entity)
-        if b.baseline is not None
+def entity_states(tx: Tx, entity: str) -> dict[tuple[str, str], Record]:
+    """Every present record of ``entity`` in its latest ingested state, by (source, key), in
+    no particular order: the closed baselines, with the records that have pending events
+    folded on."""
+    return {
+        (source, key): record
+        for batch in entity_batches(tx, entity)
+        for source, key, record in batch
     }
-    for pending in tx.ledger.scan_pending([entity]):
-        state = fold(pending.baseline, pending.seq, pending.events).current
-        if state is None:
-            out.pop(pending.ref, None)
-        else:
-            out[pending.ref] = state
-    return out
+
+
+def entity_batches(tx: Tx, entity: str) -> Iterator[list[tuple[str, str, Record]]]:
+    """Every present record of ``entity`` in its latest ingested state, as batches of
+    ``(source, key, record)`` in no particular order, holding only the records with pending
+    events in memory."""
+    pending: dict[tuple[str, str], Record | None] = {
+        (p.ref.source, p.ref.key): fold(p.baseline, p.seq, p.events).current
+        for p in tx.ledger.scan_pending([entity])
+    }
+    for batch in tx.ledger.present(entity):
+        if pending:
+            batch = [row for row in batch if (row[0], row[1]) not in pending]
+        yield batch
+    folded = [(s, k, state) for (s, k), state in pending.items() if state is not None]
+    if folded:
+        yield folded
 
 
 def states_between(

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from tidings.config import Config, Medium, RelationConfig, ReminderConfig
 from tidings.errors import TidingsError
+from tidings.gcpause import gc_paused
 from tidings.ingest.tracking import TrackSpec, index_value, rebuilt_rows
 from tidings.ledger.current import current_records
 from tidings.model import EntityRef, Record
@@ -27,7 +30,7 @@ from tidings.notices.preferences import Preferences
 from tidings.notices.rendering import Parts, parts_of
 from tidings.notices.rows import STATUS, Addressed, addressed_row, idempotency_key
 from tidings.reminders.conditions import ReminderConditions
-from tidings.reminders.due import Dated, Moment, decide, read_date
+from tidings.reminders.due import Calendar, Dated, Decided, Moment, decide, read_date
 from tidings.store import Store, Tx
 from tidings.store.codec import dumps, from_us, to_us
 from tidings.store.records import PENDING, SENT, SKIPPED, ReminderDecision, TrackedValue
@@ -52,8 +55,8 @@ def moment_json(m: Moment) -> dict[str, Any]:
     }
 
 
-def _order(m: Moment) -> tuple[datetime, str, str, str, int]:
-    return (m.due_at, m.recipient, m.ref.key, m.reminder, m.days_before)
+# The documented order: due_at, recipient, key, reminder, days_before (read in C).
+_order = attrgetter("due_at", "recipient", "ref.key", "reminder", "days_before")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,7 @@ class ReminderPlanner:
 
     def plan(self, at: datetime) -> ReminderPlan:
         self.ensure_index()
-        with self._store.read() as tx:
+        with self._store.read() as tx, gc_paused():
             return self._plan(_States(tx), at)
 
     def _plan(self, states: _States, at: datetime) -> ReminderPlan:
@@ -132,63 +135,68 @@ class ReminderPlanner:
         for rule in self._config.reminders:
             etype = self._config.entities[rule.entity]
             assert etype.recipient is not None  # checked with the config
-            who = {v.ref: v.value for v in tx.reminders.values(rule.entity, etype.recipient)}
             done = tx.reminders.decided(rule.name)
-            dated = list(tx.reminders.values(rule.entity, rule.field))
-            self._preload(states, self._due_refs(rule, dated, who, done, at))
-            for value in dated:
-                self._judge(states, rule, value, who.get(value.ref), done, at, verdict)
+            calendar = Calendar(rule, self._config.tz, at)
+            decided = [
+                self._moments(rule, value, who, done, calendar, verdict)
+                for value, who in tx.reminders.dated(rule.entity, rule.field, etype.recipient)
+            ]
+            found = [d for d in decided if d is not None]
+            if self._conditions.needed(rule.name):
+                # The records whose condition is evaluated now, read together.
+                self._preload(states, [d.due[0].ref for d in found if d.due])
+            for moments in found:
+                if moments.due or moments.skipped or moments.upcoming:
+                    self._conclude(states, rule, moments, at, verdict)
         return verdict.plan(at)
 
-    def _due_refs(
+    def _moments(
         self,
-        rule: ReminderConfig,
-        dated: Sequence[TrackedValue],
-        who: Mapping[EntityRef, str],
-        done: Set[tuple[EntityRef, int, str]],
-        at: datetime,
-    ) -> list[EntityRef]:
-        """The records with a reminder due whose condition reads their state: read together."""
-        if not self._conditions.needed(rule.name):
-            return []
-        zone = self._config.tz
-        wanted = []
-        for value in dated:
-            day = read_date(value.value, zone)
-            recipient = who.get(value.ref)
-            if (
-                day is not None
-                and recipient is not None
-                and decide(
-                    rule, Dated(value.ref, day, value.known_us, recipient), zone, at, done
-                ).due
-            ):
-                wanted.append(value.ref)
-        return wanted
-
-    def _judge(
-        self,
-        states: _States,
         rule: ReminderConfig,
         value: TrackedValue,
         recipient: str | None,
         done: Set[tuple[EntityRef, int, str]],
+        calendar: Calendar,
+        verdict: _Verdict,
+    ) -> Decided | None:
+        """One record's moments of one rule at ``at`` (``None``, noted in ``verdict``, when its
+        date is not a date or it names nobody)."""
+        zone = calendar.zone
+        day = _read_date(value.value, zone)
+        if day is None:
+            verdict.unreadable.append(value.ref)
+            return None
+        if recipient is None:
+            verdict.unaddressed.append(value.ref)
+            return None
+        dated = Dated(value.ref, day, value.known_us, recipient)
+        return decide(
+            rule,
+            dated,
+            zone,
+            calendar.at,
+            done,
+            upcoming=verdict.wants_upcoming,
+            calendar=calendar,
+        )
+
+    def _conclude(
+        self,
+        states: _States,
+        rule: ReminderConfig,
+        decided: Decided,
         at: datetime,
         verdict: _Verdict,
     ) -> None:
-        """One record's moments of one rule at ``at``, added to ``verdict``."""
-        zone = self._config.tz
-        day = read_date(value.value, zone)
-        if day is None:
-            verdict.unreadable.append(value.ref)
+        """Moments due, late, to come: each due one kept if its condition holds."""
+        if decided.skipped:
+            verdict.skipped.extend((m, LATE) for m in decided.skipped)
+        if decided.upcoming:
+            verdict.upcoming.extend(decided.upcoming)
+        if not self._conditions.needed(rule.name):
+            verdict.due.extend(decided.due)
             return
-        if recipient is None:
-            verdict.unaddressed.append(value.ref)
-            return
-        decided = decide(rule, Dated(value.ref, day, value.known_us, recipient), zone, at, done)
-        verdict.skipped.extend((m, LATE) for m in decided.skipped)
-        verdict.upcoming.extend(decided.upcoming)
-        today = at.astimezone(zone).date()
+        today = at.astimezone(self._config.tz).date()
         for moment in decided.due:
             holds, failure = self._holds(states, rule, moment, today)
             if failure is not None:
@@ -222,9 +230,13 @@ class ReminderPlanner:
                 if dated is None:
                     continue
                 who = tx.reminders.holding_of(ref, etype.recipient)
-                verdict = _Verdict()
+                verdict = _Verdict(wants_upcoming=True)
                 done = tx.reminders.decided(rule.name)
-                self._judge(states, rule, dated, who.value if who else None, done, at, verdict)
+                recipient = who.value if who else None
+                calendar = Calendar(rule, self._config.tz, at)
+                moments = self._moments(rule, dated, recipient, done, calendar, verdict)
+                if moments is not None:
+                    self._conclude(states, rule, moments, at, verdict)
                 lines.extend(verdict.lines(rule.name, dated.value))
         return sorted(lines, key=lambda line: (line.due_at, line.reminder, line.days_before))
 
@@ -273,7 +285,7 @@ class ReminderPlanner:
 
     def send(self, at: datetime) -> SendResult:
         self.ensure_index()
-        with self._store.write(exclusive=True) as tx:
+        with self._store.write(exclusive=True) as tx, gc_paused():
             states = _States(tx)
             plan = self._plan(states, at)
             return self._send(states, plan, at)
@@ -427,6 +439,7 @@ class _Verdict:
     upcoming: list[Moment] = field(default_factory=list)
     unaddressed: list[EntityRef] = field(default_factory=list)
     unreadable: list[EntityRef] = field(default_factory=list)
+    wants_upcoming: bool = False  # explain shows what is to come; a plan does not need it
 
     def plan(self, at: datetime) -> ReminderPlan:
         return ReminderPlan(
@@ -482,10 +495,13 @@ class _States:
     def related(self, relation: RelationConfig, ref: EntityRef, record: Record) -> list[EntityRef]:
         """The records ``relation`` relates ``ref`` to (whether present or not)."""
         if relation.field is not None:
-            found = self._related.get((relation, ref.key))
+            value = _joined_on(relation, ref, record)
+            if value is None:
+                return []
+            found = self._related.get((relation, value))
             if found is None:
-                self.preload_relation(relation, [ref])
-                found = self._related[(relation, ref.key)]
+                self._find(relation, [value])
+                found = self._related[(relation, value)]
             return found
         assert relation.by is not None
         wanted = index_value(record.get(relation.by))
@@ -494,20 +510,39 @@ class _States:
     def preload_relation(
         self, relation: RelationConfig, refs: Sequence[EntityRef]
     ) -> list[EntityRef]:
-        """Find what ``relation`` relates each of ``refs`` to, in one look-up per chunk."""
+        """Find what ``relation`` relates each of ``refs`` (already read) to, in one look-up
+        per chunk; the related records found."""
+        states = [(r, self._known.get(r) or {}) for r in refs]
         if relation.field is not None:
-            keys = [r.key for r in refs if (relation, r.key) not in self._related]
-            for key in keys:
-                self._related[(relation, key)] = []
-            for value in self.tx.reminders.holding(relation.entity, relation.field, keys):
-                self._related[(relation, value.value)].append(value.ref)
-            return [r for k in keys for r in self._related[(relation, k)]]
+            values = [v for r, s in states if (v := _joined_on(relation, r, s)) is not None]
+            return self._find(relation, values)
         assert relation.by is not None
-        states = [self._known.get(r) for r in refs]
-        wanted = {v for s in states if s and (v := index_value(s.get(relation.by))) is not None}
+        wanted = {v for _, s in states if (v := index_value(s.get(relation.by))) is not None}
         return self.tx.reminders.refs(relation.entity, wanted)
+
+    def _find(self, relation: RelationConfig, values: Sequence[str]) -> list[EntityRef]:
+        assert relation.field is not None
+        fresh = [v for v in dict.fromkeys(values) if (relation, v) not in self._related]
+        for value in fresh:
+            self._related[(relation, value)] = []
+        found = []
+        for held in self.tx.reminders.holding(relation.entity, relation.field, fresh):
+            self._related[(relation, held.value)].append(held.ref)
+            found.append(held.ref)
+        return found
 
     def of(self, ref: EntityRef) -> Record | None:
         if ref not in self._known:
             self._known.update(current_records(self.tx, [ref]))
         return self._known[ref]
+
+
+def _joined_on(relation: RelationConfig, ref: EntityRef, record: Record) -> str | None:
+    """The value a field relation matches: this record's key, or its ``on`` field."""
+    return ref.key if relation.on is None else index_value(record.get(relation.on))
+
+
+@lru_cache(maxsize=4096)
+def _read_date(value: str, zone: tzinfo) -> date | None:
+    # Records share dates: a plan reads each distinct one once.
+    return read_date(value, zone)

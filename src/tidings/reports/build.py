@@ -7,17 +7,17 @@ full, and joins related records in memory (a hash join): far cheaper than a look
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 
 from tidings.config import Config, RelationConfig
 from tidings.errors import InputError
+from tidings.gcpause import gc_paused
 from tidings.ingest.tracking import index_value
-from tidings.ledger.current import entity_states, states_between
+from tidings.ledger.current import entity_batches, entity_states, states_between
 from tidings.model import EntityRef, Record
 from tidings.reports.expressions import ReportExpressions
-from tidings.reports.table import Report, assemble, change_rows, status_rows
+from tidings.reports.table import Picker, Report, assemble, change_rows, status_rows
 from tidings.reportspec import ReportConfig
 from tidings.store import Store, Tx
 from tidings.store.codec import to_us
@@ -54,7 +54,7 @@ class Reporter:
         report covers ``period`` (from, to, both days included; default the last whole one)."""
         report = self.spec(name)
         moment = (at or self._clock()).astimezone(self._config.tz)
-        with self._store.read() as tx:
+        with self._store.read() as tx, gc_paused():
             return self._build(tx, report, moment, scope, period)
 
     def build_all(self, report: ReportConfig, at: datetime, tx: Tx) -> Report:
@@ -71,12 +71,11 @@ class Reporter:
     ) -> Report:
         today = moment.date()
         expressions = self._expressions[report.name]
-        related = _Related(tx, self._config, report.entity)
+        related = _Related(tx, self._config, report, today)
         if report.kind == "status":
             states = entity_states(tx, report.entity)
-            rows, problems = status_rows(
-                report, expressions, sorted(states.items()), related, today
-            )
+            records = ((EntityRef(s, report.entity, k), r) for (s, k), r in states.items())
+            rows, problems = status_rows(report, expressions, records, related, today)
             return assemble(report, rows, at=moment, scope=scope, problems=problems)
         first, last = period or last_period(report.period, today)
         if last < first:
@@ -106,33 +105,48 @@ def last_period(period: str, today: date) -> tuple[date, date]:
 
 
 class _Related:
-    """A report's related records: each related entity type read once, indexed by the value
-    that relates it (the field holding the report record's key, or the related key)."""
+    """A report's related records: each relation's entity type read once, and per relating
+    value (the report record's key or ``on`` field, or the related key) only the record the
+    row shows (see ``Picker``), with only the fields the report reads of it."""
 
-    def __init__(self, tx: Tx, config: Config, entity: str) -> None:
+    def __init__(self, tx: Tx, config: Config, report: ReportConfig, today: date) -> None:
         self._tx = tx
-        self._relations: Mapping[str, RelationConfig] = config.entities[entity].relations
-        self._indexes: dict[str, dict[str, list[Record]]] = {}
-        self._states: dict[str, dict[EntityRef, Record]] = {}
+        self._relations: Mapping[str, RelationConfig] = config.entities[report.entity].relations
+        self._report = report
+        self._today = today
+        self._finders: dict[str, Callable[[EntityRef, Record], Record | None]] = {}
 
-    def __call__(self, name: str, ref: EntityRef, record: Record) -> list[Record]:
-        index = self._indexes.get(name)
-        if index is None:
-            index = self._indexes[name] = self._index(self._relations[name])
-        if self._relations[name].field is not None:
-            return index.get(ref.key, [])
-        by = self._relations[name].by
-        assert by is not None
-        wanted = index_value(record.get(by))
-        return index.get(wanted, []) if wanted is not None else []
+    def __call__(self, name: str, ref: EntityRef, record: Record) -> Record | None:
+        find = self._finders.get(name)
+        if find is None:
+            find = self._finders[name] = self._finder(name)
+        return find(ref, record)
 
-    def _index(self, relation: RelationConfig) -> dict[str, list[Record]]:
-        states = self._states.get(relation.entity)
-        if states is None:
-            states = self._states[relation.entity] = entity_states(self._tx, relation.entity)
-        index: dict[str, list[Record]] = defaultdict(list)
-        for ref, record in sorted(states.items()):
-            value = index_value(record.get(relation.field)) if relation.field else ref.key
-            if value is not None:
-                index[value].append(record)
-        return dict(index)
+    def _finder(self, name: str) -> Callable[[EntityRef, Record], Record | None]:
+        """How a row finds its related record: by its key, its ``on`` or its ``by`` field."""
+        chosen = self._choose(name)
+        relation = self._relations[name]
+        if relation.field is not None and relation.on is None:
+            return lambda ref, record: chosen.get(ref.key)
+        own = relation.on if relation.field is not None else relation.by
+        assert own is not None
+
+        def by_field(ref: EntityRef, record: Record) -> Record | None:
+            value = index_value(record.get(own))
+            return chosen.get(value) if value is not None else None
+
+        return by_field
+
+    def _choose(self, name: str) -> dict[str, Record]:
+        relation = self._relations[name]
+        how = self._report.pick.get(name)
+        keep = {f for c in self._report.columns if c.related == name for f in c.fields}
+        if how is not None:
+            keep |= {how.field, *((how.latest,) if how.latest else ())}
+        batches = entity_batches(self._tx, relation.entity)
+        chosen = Picker(how, self._today).choose(batches, relation.field)
+        # Large related records keep only the fields the report reads.
+        return {
+            value: r if len(r) <= len(keep) + 8 else {f: r.get(f) for f in keep}
+            for value, r in chosen.items()
+        }

@@ -97,14 +97,22 @@ class ManagerDigests:
                 if tx.reminders.digest_done(report.name, period):
                     runs.append(DigestRun(report.name, period, due, sent=False))
                     continue
-                runs.append(self._send(tx, report, report.digest, period, due))
+                runs.append(self._send(tx, report, report.digest, period, due, moment))
         return runs
 
     def _send(
-        self, tx: Tx, report: ReportConfig, digest: ReportDigest, period: str, due: datetime
+        self,
+        tx: Tx,
+        report: ReportConfig,
+        digest: ReportDigest,
+        period: str,
+        due: datetime,
+        moment: datetime,
     ) -> DigestRun:
+        """The digest of ``period`` (due at ``due``), of the report as it stands at ``moment``
+        (later than ``due`` when sending was stopped at its time)."""
         config = self._config
-        built = self._reporter.build_all(report, due, tx)
+        built = self._reporter.build_all(report, moment, tx)
         by_scope: dict[str, list[ReportRow]] = defaultdict(list)
         for row in built.rows:
             if row.flagged or not digest.flagged_only:
@@ -115,7 +123,7 @@ class ManagerDigests:
             tx, config, {m.id for scope in by_scope for m in managers.get(scope, ())}
         )
         media: dict[str, Medium] = {n: c.medium for n, c in config.channels.items()}
-        today = due.astimezone(config.tz).date()
+        today = moment.astimezone(config.tz).date()
         wanted = []
         opted_out = 0
         for scope, rows in sorted(by_scope.items()):
@@ -208,13 +216,13 @@ def _managers(tx: Tx, spec: ManagersConfig) -> dict[str, list[Person]]:
     """Each scope value's managers: records of ``spec.entity`` whose ``match`` field holds it
     (a manager of several scopes has a record, or a list value, per scope)."""
     found: dict[str, list[Person]] = defaultdict(list)
-    for ref, record in sorted(entity_states(tx, spec.entity).items()):
+    for (_, key), record in sorted(entity_states(tx, spec.entity).items()):
         value = record.get(spec.match)
         scopes = value if isinstance(value, list) else [value]
         name = record.get(spec.name) if spec.name else None
         email = record.get(spec.email)
         person = Person(
-            f"{spec.entity}:{ref.key}",
+            f"{spec.entity}:{key}",
             str(name) if name is not None else None,
             str(email) if email else None,
             None,

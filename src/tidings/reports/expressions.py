@@ -9,8 +9,9 @@ for the few hundred combinations that occur rather than 70,000 times.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import cel
@@ -24,6 +25,10 @@ _READS = re.compile(r"\brow\.([A-Za-z_]\w*)")
 _WHOLE = re.compile(r"\brow\b(?!\s*\.\s*[A-Za-z_])")
 
 
+def _nothing(row: Mapping[str, Any]) -> None:
+    return None
+
+
 class Failed(Exception):
     """An expression that could not be evaluated on a row (the reason, without values)."""
 
@@ -35,10 +40,21 @@ class Expression:
     reads: tuple[str, ...] | None  # the row columns it reads; None: the whole row
     _answers: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
-    def evaluate(self, row: Mapping[str, Any], today: str) -> Any:
-        names = self.reads if self.reads is not None else tuple(row)
+    def _key(self, row: Mapping[str, Any]) -> Any:
+        if self.reads is None:
+            return tuple(row.items())
         try:
-            memo: tuple[Any, ...] | None = (today, *(row.get(n) for n in names))
+            return self._getter(row)
+        except KeyError:  # a column not computed (yet): CEL will say so
+            return tuple(row.get(n) for n in self.reads)
+
+    def __post_init__(self) -> None:
+        reads = self.reads
+        self._getter: Callable[[Mapping[str, Any]], Any] = itemgetter(*reads) if reads else _nothing
+
+    def evaluate(self, row: Mapping[str, Any], today: str) -> Any:
+        try:
+            memo: tuple[Any, ...] | None = (today, self._key(row))
             hash(memo)
         except TypeError:  # a list value: evaluate without the memo
             memo = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from tidings.ingest.tracking import index_value
 from tidings.ledger.netchange import RecordShape, diff
 from tidings.model import EntityRef, Kind, Record
 from tidings.reports.expressions import Failed, ReportExpressions
@@ -101,7 +102,8 @@ class Report:
         }
 
 
-Related = Callable[[str, EntityRef, Record], list[Record]]
+# The related record a row shows, by relation name (``None``: it has none).
+Related = Callable[[str, EntityRef, Record], Record | None]
 
 
 def status_rows(
@@ -116,9 +118,10 @@ def status_rows(
     problems: list[str] = []
     day = today.isoformat()
     scope = report.scope
+    build = row_builder(report, expressions, related, today)
     for ref, record in records:
         try:
-            values = _values(report, expressions, ref, record, related, today)
+            values = build(ref, record)
         except Failed as exc:
             problems.append(f"{ref}: a column could not be computed: {exc}")
             continue
@@ -151,18 +154,19 @@ def change_rows(
     A record moved between scopes shows in both."""
     rows: list[ReportRow] = []
     problems: list[str] = []
+    build = row_builder(report, expressions, related, today)
     for ref, before, after in states:
         net = diff(shape, before, after)
         if net is None:
             continue
         kind, fields = net
         try:
-            shown = _values(report, expressions, ref, after or before or {}, related, today)
+            shown = build(ref, after or before or {})
             scopes = set()
             if report.scope is not None:
                 for state in (before, after):
                     if state is not None:
-                        own = _values(report, expressions, ref, state, related, today)
+                        own = build(ref, state)
                         scopes.add(_text(own[report.scope]))
         except Failed as exc:
             problems.append(f"{ref}: {exc}")
@@ -223,75 +227,190 @@ def assemble(
 # --- computing a row ---------------------------------------------------------------------
 
 
-def _values(
-    report: ReportConfig,
+Cell = Callable[[dict[str, Any], EntityRef, Record], Any]
+
+
+def row_builder(
+    report: ReportConfig, expressions: ReportExpressions, related: Related, today: date
+) -> Callable[[EntityRef, Record], dict[str, Any]]:
+    """A function computing one row's values (by column name), each column's way of reading
+    its value decided once rather than per row."""
+    day_text = today.isoformat()
+    cells: list[tuple[str, Cell, str | None]] = []
+    for column in report.columns:
+        cells.append((column.name, _cell(column, expressions, related, today, day_text),
+                      column.missing))  # fmt: skip
+
+    def build(ref: EntityRef, record: Record) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, cell, missing in cells:
+            value = cell(values, ref, record)
+            if missing is not None and (value is None or value == ""):
+                value = missing
+            values[name] = value
+        return values
+
+    return build
+
+
+def _cell(
+    column: ReportColumn,
     expressions: ReportExpressions,
-    ref: EntityRef,
-    record: Record,
     related: Related,
     today: date,
-) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    chosen: dict[str, Record | None] = {}
-    for column in report.columns:
-        value: Any
-        if column.value is not None:
-            value = expressions.values[column.name].evaluate(values, today.isoformat())
-        elif column.days_until is not None:
-            day = _as_date(values.get(column.days_until))
-            value = None if day is None else (day - today).days
-        elif column.related is not None:
-            name = column.related
-            if name not in chosen:
-                chosen[name] = pick(related(name, ref, record), report.pick.get(name), today)
-            found = chosen[name]
-            value = None if found is None else _read(found, column)
-        else:
-            value = _read(record, column)
-        if (value is None or value == "") and column.missing is not None:
-            value = column.missing
-        values[column.name] = value
-    return values
+    day_text: str,
+) -> Cell:
+    if column.value is not None:
+        expression = expressions.values[column.name]
+        return lambda values, ref, record: expression.evaluate(values, day_text)
+    if column.days_until is not None:
+        source = column.days_until
+
+        def days(values: dict[str, Any], ref: EntityRef, record: Record) -> Any:
+            day = _as_date(values.get(source))
+            return None if day is None else (day - today).days
+
+        return days
+    read = _reader(column)
+    if column.related is None:
+        return lambda values, ref, record: read(record)
+    name = column.related
+
+    def from_related(values: dict[str, Any], ref: EntityRef, record: Record) -> Any:
+        found = related(name, ref, record)
+        return None if found is None else read(found)
+
+    return from_related
 
 
-def _read(record: Record, column: ReportColumn) -> Any:
+def _reader(column: ReportColumn) -> Callable[[Record], Any]:
     if isinstance(column.field, str):
-        return record.get(column.field)
-    parts = [_text(record.get(f)) for f in column.fields if record.get(f) not in (None, "")]
-    return " ".join(parts) or None
+        field = column.field
+        return lambda record: record.get(field)
+    names = column.fields
+
+    def joined(record: Record) -> Any:
+        parts = [_text(v) for n in names if (v := record.get(n)) is not None and v != ""]
+        return " ".join(parts) or None
+
+    return joined
 
 
-def pick(candidates: list[Record], how: ReportPick | None, today: date) -> Record | None:
-    """The related record a row shows (see ``ReportPick``)."""
-    if not candidates:
-        return None
-    if how is None:
-        return candidates[0]
+class Picker:
+    """Which related record a row shows, when it has several (see ``ReportPick``).
 
-    def latest(r: Record) -> tuple[int, str]:
-        value = r.get(how.latest) if how.latest else None
-        return (0, "") if value is None else (1, _text(value))
+    ``choose`` takes every record of the related entity type (in batches, in any order) and
+    keeps, per relating value, the best eligible one: by preference rank, or least or
+    greatest value, then the greatest ``latest`` field, then the least (source, key), so
+    the order records come in never matters. Its loop runs over every related record (half
+    a million for a region's Form R), so each kind of pick has its own tight loop."""
 
-    if how.prefer:
-        rank = {v: i for i, v in enumerate(how.prefer)}
-        ranked = [r for r in candidates if _text(r.get(how.field)) in rank]
-        if not ranked:
-            return None
-        best = min(rank[_text(r.get(how.field))] for r in ranked)
-        return max((r for r in ranked if rank[_text(r.get(how.field))] == best), key=latest)
-    valued = [(_text(v), r) for r in candidates if (v := r.get(how.field)) is not None]
-    day = today.isoformat()
-    if how.choose == "next":
-        valued = [(v, r) for v, r in valued if v[:10] >= day]
-    elif how.choose == "last":
-        valued = [(v, r) for v, r in valued if v[:10] <= day]
-    if not valued:
-        return None
-    if how.choose in ("min", "next"):
-        least = min(v for v, _ in valued)
-        return max((r for v, r in valued if v == least), key=latest)
-    most = max(v for v, _ in valued)
-    return max((r for v, r in valued if v == most), key=latest)
+    def __init__(self, how: ReportPick | None, today: date) -> None:
+        self._how = how
+        self._day = today.isoformat()
+
+    def choose(
+        self, batches: Iterable[list[tuple[str, str, Record]]], relating: str | None
+    ) -> dict[str, Record]:
+        """Per value of the records' ``relating`` field (their key, without one), the
+        record kept."""
+        how = self._how
+        day = self._day
+        if how is None:
+            standing: Callable[[Record], Any] = _zero
+        elif how.prefer:
+            rank = {v: i for i, v in enumerate(how.prefer)}
+            field = how.field
+
+            def standing(record: Record) -> Any:
+                value = record.get(field)
+                return rank.get(value if value.__class__ is str else _text(value))
+
+        else:
+            field, choose = how.field, how.choose
+
+            def standing(record: Record) -> Any:
+                value = record.get(field)
+                if value is None:
+                    return None
+                text = value if value.__class__ is str else _text(value)
+                if (choose == "next" and text[:10] < day) or (choose == "last" and text[:10] > day):
+                    return None
+                # Greatest wins below: a least-wins value is compared the other way round.
+                return text if choose in ("max", "last") else _Reversed(text)
+
+        latest = how.latest if how is not None else None
+        # Per value: [standing, latest (worked out on a first tie), (source, key), record].
+        best: dict[str, list[Any]] = {}
+        for batch in batches:
+            for source, key, record in batch:
+                if relating is None:
+                    value: Any = key
+                else:
+                    value = record.get(relating)
+                    if value is None:
+                        continue
+                    if value.__class__ is not str:
+                        value = index_value(value)
+                mine = standing(record)
+                if mine is None:
+                    continue
+                held = best.get(value)
+                if held is None:
+                    best[value] = [mine, None, (source, key), record]
+                    continue
+                if mine != held[0]:
+                    if _beats(mine, held[0], how):
+                        best[value] = [mine, None, (source, key), record]
+                    continue
+                if latest is not None:
+                    when = _latest(record, latest)
+                    if held[1] is None:
+                        held[1] = _latest(held[3], latest)
+                    if when != held[1]:
+                        if when > held[1]:
+                            best[value] = [mine, when, (source, key), record]
+                        continue
+                if (source, key) < held[2]:
+                    best[value] = [mine, held[1], (source, key), record]
+        return {value: held[3] for value, held in best.items()}
+
+
+def _zero(record: Record) -> int:
+    return 0
+
+
+def _beats(mine: Any, theirs: Any, how: ReportPick | None) -> bool:
+    """Whether a standing beats another (a rank: the smaller; a value: the greater)."""
+    if how is not None and how.prefer:
+        return bool(mine < theirs)
+    return bool(mine > theirs)
+
+
+class _Reversed:
+    """A text compared the other way round (for least-wins picks)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __gt__(self, other: _Reversed) -> bool:
+        return self.text < other.text
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.text > other.text
+
+
+def _latest(record: Record, name: str) -> tuple[int, str]:
+    value = record.get(name)
+    return (0, "") if value is None else (1, _text(value))
 
 
 def _chart(spec: ReportChart, names: list[str], rows: Sequence[ReportRow]) -> ChartData:

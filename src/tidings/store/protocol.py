@@ -146,6 +146,11 @@ class Ledger(Protocol):
     def all_records(self, entity: str) -> Iterator[tuple[str, Record]]:
         """Every present record of ``entity`` (any source), by key."""
 
+    def present(self, entity: str) -> Iterator[list[tuple[str, str, Record]]]:
+        """``(source, key, baseline)`` of every record of ``entity`` present at the last
+        close, streamed in batches, in no particular order (sorting cost more than the
+        rest; a batch at a time, a report's loop over 500,000 records stays tight)."""
+
 
 class Outbox(Protocol):
     def add(self, rows: Sequence[NoticeRow]) -> None:
@@ -273,6 +278,11 @@ class Reminders(Protocol):
 
     def values(self, entity: str, field: str) -> Iterator[TrackedValue]:
         """Every record of ``entity`` whose ``field`` has a value, by ref."""
+
+    def dated(
+        self, entity: str, field: str, recipient: str
+    ) -> Iterator[tuple[TrackedValue, str | None]]:
+        """``values(entity, field)``, each with the record's ``recipient`` field's value."""
 
     def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
         """The records of ``entity`` whose ``field`` is one of ``values``."""

@@ -225,6 +225,15 @@ class MemoryLedger:
             if ref.entity == entity and ref.key in wanted and r.baseline is not None
         }
 
+    def present(self, entity: str) -> Iterator[list[tuple[str, str, Record]]]:
+        found = [
+            (ref.source, ref.key, loads(r.baseline))
+            for ref, r in sorted(self._s.ledger.items())
+            if ref.entity == entity and r.baseline is not None
+        ]
+        for start in range(0, len(found), 5000):
+            yield found[start : start + 5000]
+
     def all_records(self, entity: str) -> Iterator[tuple[str, Record]]:
         found = [
             (ref.key, ref, r)

@@ -45,6 +45,13 @@ class MemoryReminders:
         ]
         yield from sorted(found)
 
+    def dated(
+        self, entity: str, field: str, recipient: str
+    ) -> Iterator[tuple[TrackedValue, str | None]]:
+        for value in self.values(entity, field):
+            who = self._s.tracked.get((value.ref, recipient))
+            yield value, (who[0] if who is not None else None)
+
     def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
         wanted = set(values)
         return [v for v in self.values(entity, field) if v.value in wanted]
