@@ -175,7 +175,8 @@ WITH facts AS (
   SELECT json_extract(baseline, '$.programmeMembershipId'), NULL, NULL,
          CASE json_extract(baseline, '$.lifecycleState')
            WHEN 'SUBMITTED' THEN 0 WHEN 'UNSUBMITTED' THEN 1 ELSE 2 END
-         || printf('%08d', 99999999 - coalesce(replace(json_extract(baseline, '$.submissionDate'), '-', ''), 0))
+         || printf('%08d', 99999999 - coalesce(
+              replace(json_extract(baseline, '$.submissionDate'), '-', ''), 0))
          || json_extract(baseline, '$.lifecycleState') || '|'
          || coalesce(json_extract(baseline, '$.submissionDate'), ''),
          NULL, NULL
@@ -185,7 +186,8 @@ WITH facts AS (
   SELECT json_extract(baseline, '$.programmeMembershipId'), NULL, NULL, NULL,
          CASE json_extract(baseline, '$.lifecycleState')
            WHEN 'SUBMITTED' THEN 0 WHEN 'UNSUBMITTED' THEN 1 ELSE 2 END
-         || printf('%08d', 99999999 - coalesce(replace(json_extract(baseline, '$.submissionDate'), '-', ''), 0))
+         || printf('%08d', 99999999 - coalesce(
+              replace(json_extract(baseline, '$.submissionDate'), '-', ''), 0))
          || json_extract(baseline, '$.lifecycleState') || '|'
          || coalesce(json_extract(baseline, '$.submissionDate'), ''),
          NULL
@@ -207,7 +209,8 @@ SELECT pm, programme, trainee, day, CAST(julianday(day) - julianday(:today) AS I
        coalesce(substr(b, 1, instr(b, '|') - 1), 'NOT STARTED') AS part_b,
        nullif(substr(b, instr(b, '|') + 1), '') AS part_b_date,
        julianday(day) - julianday(:today) <= 28
-         AND NOT (coalesce(a, '') LIKE 'SUBMITTED|%' AND coalesce(b, '') LIKE 'SUBMITTED|%') AS flagged
+         AND NOT (coalesce(a, '') LIKE 'SUBMITTED|%'
+                  AND coalesce(b, '') LIKE 'SUBMITTED|%') AS flagged
 FROM per_pm WHERE programme IS NOT NULL AND day IS NOT NULL
 ORDER BY programme, days, pm
 """
