@@ -316,3 +316,19 @@ def test_a_relation_on_another_field(store_url: str, clock: FakeClock) -> None:
         assert [d["key"] for d in _due(app, "2025-08-18T10:00:00+01:00")] == ["R2"]
     finally:
         app.store.dispose()
+
+
+def test_due_times_across_both_clock_changes(build: Callable[..., Tidings]) -> None:
+    """09:00 London the day before each change (BST ends 26 October, starts 30 March) and on
+    the day: the offset in due_at follows the clock, through ingest, the index and the plan."""
+    app = build(days_before=[1, 0], at="09:00")
+    app.ingest_lines(
+        lines(
+            _placement("P1", "T1", "2025-10-26", at="2025-06-01T10:00:00+01:00"),
+            _placement("P2", "T2", "2026-03-29", at="2025-06-01T10:00:00+01:00"),
+        )
+    )
+    autumn = [d["due_at"] for d in _due(app, "2025-10-26T12:00:00+00:00") if d["key"] == "P1"]
+    assert autumn == ["2025-10-25T09:00:00+01:00", "2025-10-26T09:00:00+00:00"]
+    spring = [d["due_at"] for d in _due(app, "2026-03-29T12:00:00+01:00") if d["key"] == "P2"]
+    assert spring == ["2026-03-28T09:00:00+00:00", "2026-03-29T09:00:00+01:00"]
