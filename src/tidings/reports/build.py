@@ -116,11 +116,11 @@ class _Related:
         self._today = today
         self._finders: dict[str, Callable[[EntityRef, Record], Record | None]] = {}
 
-    def __call__(self, name: str, ref: EntityRef, record: Record) -> Record | None:
+    def __call__(self, name: str) -> Callable[[EntityRef, Record], Record | None]:
         find = self._finders.get(name)
         if find is None:
             find = self._finders[name] = self._finder(name)
-        return find(ref, record)
+        return find
 
     def _finder(self, name: str) -> Callable[[EntityRef, Record], Record | None]:
         """How a row finds its related record: by its key, its ``on`` or its ``by`` field."""

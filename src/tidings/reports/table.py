@@ -102,8 +102,9 @@ class Report:
         }
 
 
-# The related record a row shows, by relation name (``None``: it has none).
-Related = Callable[[str, EntityRef, Record], Record | None]
+# Per relation name, how a row finds the related record it shows (``None``: it has none).
+Finder = Callable[[EntityRef, Record], Record | None]
+Related = Callable[[str], Finder]
 
 
 def status_rows(
@@ -276,8 +277,13 @@ def _cell(
         return lambda values, ref, record: read(record)
     name = column.related
 
+    find: Finder | None = None
+
     def from_related(values: dict[str, Any], ref: EntityRef, record: Record) -> Any:
-        found = related(name, ref, record)
+        nonlocal find
+        if find is None:  # the relation's records are read when a row first needs them
+            find = related(name)
+        found = find(ref, record)
         return None if found is None else read(found)
 
     return from_related
@@ -316,6 +322,8 @@ class Picker:
         record kept."""
         how = self._how
         day = self._day
+        if how is not None and how.prefer:
+            return _choose_preferred(batches, relating, how)
         if how is None:
             standing: Callable[[Record], Any] = _zero
         elif how.prefer:
@@ -340,8 +348,10 @@ class Picker:
                 return text if choose in ("max", "last") else _Reversed(text)
 
         latest = how.latest if how is not None else None
+        smaller_wins = how is not None and bool(how.prefer)  # a rank; else greater wins
         # Per value: [standing, latest (worked out on a first tie), (source, key), record].
         best: dict[str, list[Any]] = {}
+        get = best.get
         for batch in batches:
             for source, key, record in batch:
                 if relating is None:
@@ -355,12 +365,13 @@ class Picker:
                 mine = standing(record)
                 if mine is None:
                     continue
-                held = best.get(value)
+                held = get(value)
                 if held is None:
                     best[value] = [mine, None, (source, key), record]
                     continue
-                if mine != held[0]:
-                    if _beats(mine, held[0], how):
+                theirs = held[0]
+                if mine != theirs:
+                    if (mine < theirs) if smaller_wins else (mine > theirs):
                         best[value] = [mine, None, (source, key), record]
                     continue
                 if latest is not None:
@@ -378,13 +389,6 @@ class Picker:
 
 def _zero(record: Record) -> int:
     return 0
-
-
-def _beats(mine: Any, theirs: Any, how: ReportPick | None) -> bool:
-    """Whether a standing beats another (a rank: the smaller; a value: the greater)."""
-    if how is not None and how.prefer:
-        return bool(mine < theirs)
-    return bool(mine > theirs)
 
 
 class _Reversed:
@@ -406,6 +410,45 @@ class _Reversed:
 
     def __lt__(self, other: _Reversed) -> bool:
         return self.text > other.text
+
+
+def _choose_preferred(
+    batches: Iterable[list[tuple[str, str, Record]]], relating: str | None, how: ReportPick
+) -> dict[str, Record]:
+    """``Picker.choose`` for a preference order, the common case (a form's status), with
+    each record's standing one tuple compared in C: (rank, latest), greater wins."""
+    rank = {v: -i for i, v in enumerate(how.prefer)}
+    field, latest = how.field, how.latest
+    best: dict[str, tuple[Any, str, str, Record]] = {}
+    get = best.get
+    for batch in batches:
+        for source, key, record in batch:
+            if relating is None:
+                value: Any = key
+            else:
+                value = record.get(relating)
+                if value is None:
+                    continue
+                if value.__class__ is not str:
+                    value = index_value(value)
+            state = record.get(field)
+            mine: Any = rank.get(state if state.__class__ is str else _text(state))
+            if mine is None:
+                continue
+            if latest is not None:
+                when = record.get(latest)
+                mine = (
+                    mine,
+                    "" if when is None else when if when.__class__ is str else _text(when),
+                )
+            held = get(value)
+            if (
+                held is None
+                or mine > held[0]
+                or (mine == held[0] and (source, key) < (held[1], held[2]))
+            ):
+                best[value] = (mine, source, key, record)
+    return {value: held[3] for value, held in best.items()}
 
 
 def _latest(record: Record, name: str) -> tuple[int, str]:
