@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from random import Random
 
-from tidings.demo.generate import MEMBERSHIP, SOURCE, Region, Row, _native_line, _seq
+from tidings.demo.generate import MEMBERSHIP, SOURCE, Region, Row, load_lines
 
 PART_A = "FormRPartA"
 PART_B = "FormRPartB"
@@ -105,14 +105,7 @@ def _part(key: str, membership: Row, state: str, submitted: date | None) -> Row:
 
 def review_lines(reviews: Reviews, at: datetime) -> list[str]:
     """The forms, reviews and managers as native ``load`` events at ``at``."""
-    seq = _seq(at)
-    at_text = at.isoformat(timespec="microseconds")
-    return [
-        _native_line(f"load-{seq}-{entity}-{row['id']}", entity, str(row["id"]), "load", seq,
-                     at_text, row)
-        for entity in FORM_ENTITIES
-        for row in reviews.records(entity)
-    ]  # fmt: skip
+    return load_lines(((e, row) for e in FORM_ENTITIES for row in reviews.records(e)), at)
 
 
 def expected_flagged(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -419,6 +419,12 @@ def bootstrap_lines(region: Region, at: datetime) -> list[str]:
 
     ``at`` must be timezone-aware and before 08:00 of any day passed to ``day_of_work``.
     """
+    return load_lines(((e, row) for e in ENTITIES for row in region.records(e)), at)
+
+
+def load_lines(records: Iterable[tuple[str, Row]], at: datetime) -> list[str]:
+    """``(entity type, row)`` records as native ``load`` events at ``at`` (seq: its
+    microseconds)."""
     if at.utcoffset() is None:
         raise ValueError("at must be timezone-aware")
     seq = _seq(at)
@@ -426,8 +432,7 @@ def bootstrap_lines(region: Region, at: datetime) -> list[str]:
     return [
         _native_line(f"load-{seq}-{entity}-{row['id']}", entity, str(row["id"]), "load", seq,
                      at_text, row)
-        for entity in ENTITIES
-        for row in region.records(entity)
+        for entity, row in records
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from tidings.errors import TidingsError
 from tidings.model import NoticeItem
 from tidings.notices.people import Person
 from tidings.templates import TemplateSet
-from tidings.templates.context import ContextBuilder
+from tidings.templates.context import ContextBuilder, TemplateContext
 from tidings.templates.template_set import Rendered
 
 
@@ -83,6 +83,17 @@ def parts_of(rendered: Rendered, medium: Medium) -> Parts:
     if medium == "sms":
         return Parts(None, rendered.text or "")
     return Parts(rendered.subject, rendered.text or "", rendered.html)
+
+
+def rendered_parts(
+    templates: TemplateSet, template: str, medium: Medium, context: Callable[[], TemplateContext]
+) -> Parts | str:
+    """A notice outside a window (a day's reminders, a managers' digest) rendered: its parts,
+    or why it could not be (the notice is then written held, with the reason)."""
+    try:
+        return parts_of(templates.render(template, medium, context()), medium)
+    except TidingsError as exc:
+        return str(exc)
 
 
 def template_renderer(config: Config) -> TemplateRenderer:

@@ -88,21 +88,12 @@ def slot(rule: ReminderConfig, recipient: str, day: date, zone: tzinfo) -> datet
 
 def moments(rule: ReminderConfig, dated: Dated, zone: tzinfo) -> list[Moment]:
     """Every moment of ``rule`` for ``dated``, earliest first."""
-    out = []
-    for offset in rule.offsets:
-        day = dated.date - timedelta(days=offset)
-        out.append(
-            Moment(
-                rule.name,
-                dated.ref,
-                rule.field,
-                dated.date,
-                offset,
-                slot(rule, dated.recipient, day, zone),
-                dated.recipient,
-            )
-        )
-    return sorted(out, key=lambda m: m.due_at)
+    calendar = Calendar(rule, zone, from_us(0))  # which days have come does not matter here
+    return [
+        Moment(rule.name, dated.ref, rule.field, dated.date, offset,
+               calendar.instant(day, dated.recipient), dated.recipient)
+        for offset, day, _ in calendar.days(dated.date)
+    ]  # fmt: skip
 
 
 class Decided(NamedTuple):

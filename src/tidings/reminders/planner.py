@@ -19,7 +19,6 @@ from operator import attrgetter
 from typing import Any
 
 from tidings.config import Config, Medium, RelationConfig, ReminderConfig
-from tidings.errors import TidingsError
 from tidings.gcpause import gc_paused
 from tidings.ingest.tracking import TrackSpec, index_value, rebuilt_rows
 from tidings.ledger.current import current_records
@@ -27,7 +26,7 @@ from tidings.model import EntityRef, Record
 from tidings.notices.addresses import address_for
 from tidings.notices.people import people
 from tidings.notices.preferences import Preferences
-from tidings.notices.rendering import Parts, parts_of
+from tidings.notices.rendering import Parts, rendered_parts
 from tidings.notices.rows import STATUS, Addressed, addressed_row, idempotency_key
 from tidings.reminders.conditions import ReminderConditions
 from tidings.reminders.due import Calendar, Dated, Decided, Moment, decide, read_date
@@ -35,6 +34,7 @@ from tidings.store import Store, Tx
 from tidings.store.codec import dumps, from_us, to_us
 from tidings.store.records import PENDING, SENT, SKIPPED, ReminderDecision, TrackedValue
 from tidings.templates import TemplateSet
+from tidings.templates.context import ReminderContext
 
 LATE = "its moment passed before the date was known"
 NOT_HOLDING = "its condition did not hold when it fell due"
@@ -215,7 +215,8 @@ class ReminderPlanner:
         lines: list[ReminderLine] = []
         with self._store.read() as tx:
             states = _States(tx)
-            for d in tx.reminders.of_record(ref):
+            logged = tx.reminders.of_record(ref)
+            for d in logged:
                 lines.append(
                     ReminderLine(
                         d.reminder, d.days_before, d.date, from_us(d.due_us), d.status,
@@ -231,7 +232,8 @@ class ReminderPlanner:
                     continue
                 who = tx.reminders.holding_of(ref, etype.recipient)
                 verdict = _Verdict(wants_upcoming=True)
-                done = tx.reminders.decided(rule.name)
+                # This record's decisions are all a rule's decisions it can meet.
+                done = {(ref, d.days_before, d.date) for d in logged if d.reminder == rule.name}
                 recipient = who.value if who else None
                 calendar = Calendar(rule, self._config.tz, at)
                 moments = self._moments(rule, dated, recipient, done, calendar, verdict)
@@ -377,7 +379,8 @@ class ReminderPlanner:
         if medium == "webhook":
             return Parts(None, f"{len(moments)} reminder{'s' if len(moments) != 1 else ''}")
         builder = self._templates.contexts
-        try:
+
+        def context() -> ReminderContext:
             views = [
                 builder.reminder_view(
                     reminder=m.reminder,
@@ -391,16 +394,15 @@ class ReminderPlanner:
                 )
                 for m in moments
             ]
-            context = builder.reminder_context(
+            return builder.reminder_context(
                 recipient_id=person.id,
                 recipient_name=person.name,
                 reminders=views,
                 today=day,
                 medium=medium,
             )
-            return parts_of(self._templates.render(template, medium, context), medium)
-        except TidingsError as exc:
-            return str(exc)
+
+        return rendered_parts(self._templates, template, medium, context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,42 +496,40 @@ class _States:
 
     def related(self, relation: RelationConfig, ref: EntityRef, record: Record) -> list[EntityRef]:
         """The records ``relation`` relates ``ref`` to (whether present or not)."""
-        if relation.field is not None:
-            value = _joined_on(relation, ref, record)
-            if value is None:
-                return []
-            found = self._related.get((relation, value))
-            if found is None:
-                self._find(relation, [value])
-                found = self._related[(relation, value)]
-            return found
-        assert relation.by is not None
-        wanted = index_value(record.get(relation.by))
-        return self.tx.reminders.refs(relation.entity, [wanted]) if wanted is not None else []
+        value = _joined_on(relation, ref, record)
+        if value is None:
+            return []
+        found = self._related.get((relation, value))
+        if found is None:
+            self._find(relation, [value])
+            found = self._related[(relation, value)]
+        return found
 
     def preload_relation(
         self, relation: RelationConfig, refs: Sequence[EntityRef]
     ) -> list[EntityRef]:
         """Find what ``relation`` relates each of ``refs`` (already read) to, in one look-up
         per chunk; the related records found."""
-        states = [(r, self._known.get(r) or {}) for r in refs]
-        if relation.field is not None:
-            values = [v for r, s in states if (v := _joined_on(relation, r, s)) is not None]
-            return self._find(relation, values)
-        assert relation.by is not None
-        wanted = {v for _, s in states if (v := index_value(s.get(relation.by))) is not None}
-        return self.tx.reminders.refs(relation.entity, wanted)
+        values = [
+            v for r in refs if (v := _joined_on(relation, r, self._known.get(r) or {})) is not None
+        ]
+        return self._find(relation, values)
 
     def _find(self, relation: RelationConfig, values: Sequence[str]) -> list[EntityRef]:
-        assert relation.field is not None
+        """Look up the related records of the ``values`` not looked up yet, and keep them."""
         fresh = [v for v in dict.fromkeys(values) if (relation, v) not in self._related]
         for value in fresh:
             self._related[(relation, value)] = []
-        found = []
-        for held in self.tx.reminders.holding(relation.entity, relation.field, fresh):
-            self._related[(relation, held.value)].append(held.ref)
-            found.append(held.ref)
-        return found
+        if relation.field is not None:
+            found = [
+                (held.value, held.ref)
+                for held in self.tx.reminders.holding(relation.entity, relation.field, fresh)
+            ]
+        else:  # by: the related record's key is the value
+            found = [(ref.key, ref) for ref in self.tx.reminders.refs(relation.entity, fresh)]
+        for value, ref in found:
+            self._related[(relation, value)].append(ref)
+        return [ref for _, ref in found]
 
     def of(self, ref: EntityRef) -> Record | None:
         if ref not in self._known:
@@ -538,7 +538,10 @@ class _States:
 
 
 def _joined_on(relation: RelationConfig, ref: EntityRef, record: Record) -> str | None:
-    """The value a field relation matches: this record's key, or its ``on`` field."""
+    """The value a relation matches: this record's key or its ``on`` field (a field
+    relation), or its ``by`` field (the related record's key)."""
+    if relation.by is not None:
+        return index_value(record.get(relation.by))
     return ref.key if relation.on is None else index_value(record.get(relation.on))
 
 

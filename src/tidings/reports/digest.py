@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from tidings.config import Config, Medium
-from tidings.errors import TidingsError
 from tidings.ledger.current import entity_states
 from tidings.notices.addresses import address_for
 from tidings.notices.people import Person
 from tidings.notices.preferences import Preferences
-from tidings.notices.rendering import Parts, parts_of
+from tidings.notices.rendering import Parts, rendered_parts
 from tidings.notices.rows import STATUS, Addressed, addressed_row, idempotency_key
 from tidings.reports.build import Reporter
 from tidings.reports.files import cells
@@ -181,17 +180,18 @@ class ManagerDigests:
     ) -> Parts | str:
         if medium == "webhook":
             return Parts(None, f"{view.title} for {view.scope}: {len(view.rows)} rows")
-        try:
-            context = self._templates.contexts.manager_digest_context(
+        return rendered_parts(
+            self._templates,
+            template,
+            medium,
+            lambda: self._templates.contexts.manager_digest_context(
                 recipient_id=manager.id,
                 recipient_name=manager.name,
                 report=view,
                 today=today,
                 medium=medium,
-            )
-            return parts_of(self._templates.render(template, medium, context), medium)
-        except TidingsError as exc:
-            return str(exc)
+            ),
+        )
 
 
 def _view(report: Report, scope: str, rows: list[ReportRow], today: date) -> ReportDigestView:

@@ -326,14 +326,6 @@ class Picker:
             return _choose_preferred(batches, relating, how)
         if how is None:
             standing: Callable[[Record], Any] = _zero
-        elif how.prefer:
-            rank = {v: i for i, v in enumerate(how.prefer)}
-            field = how.field
-
-            def standing(record: Record) -> Any:
-                value = record.get(field)
-                return rank.get(value if value.__class__ is str else _text(value))
-
         else:
             field, choose = how.field, how.choose
 
@@ -348,8 +340,8 @@ class Picker:
                 return text if choose in ("max", "last") else _Reversed(text)
 
         latest = how.latest if how is not None else None
-        smaller_wins = how is not None and bool(how.prefer)  # a rank; else greater wins
-        # Per value: [standing, latest (worked out on a first tie), (source, key), record].
+        # Greater standing wins. Per value: [standing, latest (worked out on a first tie),
+        # (source, key), record].
         best: dict[str, list[Any]] = {}
         get = best.get
         for batch in batches:
@@ -371,7 +363,7 @@ class Picker:
                     continue
                 theirs = held[0]
                 if mine != theirs:
-                    if (mine < theirs) if smaller_wins else (mine > theirs):
+                    if mine > theirs:
                         best[value] = [mine, None, (source, key), record]
                     continue
                 if latest is not None:

@@ -276,13 +276,11 @@ class Reminders(Protocol):
 
     def mark_built(self, pairs: Iterable[tuple[str, str]], now_us: int) -> None: ...
 
-    def values(self, entity: str, field: str) -> Iterator[TrackedValue]:
-        """Every record of ``entity`` whose ``field`` has a value, by ref."""
-
     def dated(
         self, entity: str, field: str, recipient: str
     ) -> Iterator[tuple[TrackedValue, str | None]]:
-        """``values(entity, field)``, each with the record's ``recipient`` field's value."""
+        """Every record of ``entity`` whose ``field`` has a value (by ref), with its
+        ``recipient`` field's value."""
 
     def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
         """The records of ``entity`` whose ``field`` is one of ``values``."""

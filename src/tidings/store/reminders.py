@@ -71,23 +71,11 @@ class SqlReminders:
             insert = (sqlite.insert if self._sqlite else postgresql.insert)(tracked_fields)
             self._conn.execute(insert.on_conflict_do_nothing(), values)
 
-    def values(self, entity: str, field: str) -> Iterator[TrackedValue]:
-        # By hand: a plan reads every record's date and recipient, and SQLAlchemy's row
-        # processing was most of the cost.
-        mark = param_mark(self._conn)
-        rows = self._conn.exec_driver_sql(
-            "SELECT source, key, value, known_us FROM tracked "
-            f"WHERE entity = {mark} AND field = {mark} AND value IS NOT NULL "
-            "ORDER BY source, key",
-            (entity, field),
-        )
-        while batch := rows.fetchmany(5000):
-            for source, key, value, known_us in batch:
-                yield TrackedValue(EntityRef(source, entity, key), value, known_us)
-
     def dated(
         self, entity: str, field: str, recipient: str
     ) -> Iterator[tuple[TrackedValue, str | None]]:
+        # By hand: a plan reads every record's date and recipient, and SQLAlchemy's row
+        # processing was most of the cost.
         mark = param_mark(self._conn)
         rows = self._conn.exec_driver_sql(
             "SELECT d.source, d.key, d.value, d.known_us, r.value FROM tracked d "

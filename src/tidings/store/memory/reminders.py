@@ -37,7 +37,7 @@ class MemoryReminders:
         for pair in pairs:
             self._s.tracked_built.setdefault(pair, now_us)
 
-    def values(self, entity: str, field: str) -> Iterator[TrackedValue]:
+    def _values(self, entity: str, field: str) -> Iterator[TrackedValue]:
         found = [
             TrackedValue(ref, held[0], held[2])
             for (ref, name), held in self._s.tracked.items()
@@ -48,13 +48,13 @@ class MemoryReminders:
     def dated(
         self, entity: str, field: str, recipient: str
     ) -> Iterator[tuple[TrackedValue, str | None]]:
-        for value in self.values(entity, field):
+        for value in self._values(entity, field):
             who = self._s.tracked.get((value.ref, recipient))
             yield value, (who[0] if who is not None else None)
 
     def holding(self, entity: str, field: str, values: Iterable[str]) -> list[TrackedValue]:
         wanted = set(values)
-        return [v for v in self.values(entity, field) if v.value in wanted]
+        return [v for v in self._values(entity, field) if v.value in wanted]
 
     def holding_of(self, ref: EntityRef, field: str) -> TrackedValue | None:
         held = self._s.tracked.get((ref, field))
