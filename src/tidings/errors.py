@@ -11,7 +11,8 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     ├── StoreError             the database cannot be reached, migrated or written
     │   └── StoreDataError         the database refused a value (ingest isolates its line)
     │       └── StoreConflict          a row with that key is there already
-    └── WindowError            a window cannot be closed as asked (for example a bad --at time)
+    ├── WindowError            a window cannot be closed as asked (for example a bad --at time)
+    └── LinkError              a link's token is malformed, altered, or not signed by us
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class StoreError(TidingsError):
     """The store cannot be opened, migrated or written; the message says which and why."""
 
 
+class StoreMissing(StoreError):
+    """A command that only reads found no store (it never creates one)."""
+
+
 class StoreDataError(StoreError):
     """The database refused a value it was given (too long, out of range, a constraint).
 
@@ -88,3 +93,8 @@ class StoreConflict(StoreDataError):
 
 class WindowError(TidingsError):
     """A window cannot be closed as asked."""
+
+
+class LinkError(TidingsError):
+    """A signed link's token (``tidings unsubscribe TOKEN``) is incomplete, altered, signed
+    with another secret or made for another purpose; the message never quotes the token."""

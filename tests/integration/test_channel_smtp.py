@@ -18,9 +18,10 @@ import pytest
 import trustme
 
 from tidings.channels.smtp import SmtpSender, message_id_for
-from tidings.config import SmtpChannel
+from tidings.config import LinksConfig, SmtpChannel
 from tidings.demo.smtp_server import LocalSmtpServer, ReceivedMessage
 from tidings.errors import ConfigError
+from tidings.links import Links, links_from
 from tidings.outbox.channel import (
     Delivered,
     Message,
@@ -480,3 +481,78 @@ def _body(email: ReceivedMessage, subtype: str) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content
+
+
+# --- List-Unsubscribe (RFC 2369, RFC 8058) ---------------------------------------------------
+
+LINK_SECRET = "a-link-secret-of-some-length"
+
+
+def unsubscribe_links(url: str) -> Links:
+    links = links_from(LinksConfig(unsubscribe_url=url), {"TIDINGS_LINK_SECRET": LINK_SECRET})
+    assert links is not None
+    return links
+
+
+def test_unsubscribe_headers_arrive_with_a_token_signed_for_the_recipient_and_channel(
+    tmp_path: Path,
+) -> None:
+    links = unsubscribe_links("https://prefs.example.org/unsubscribe?token={token}")
+    with LocalSmtpServer(save_dir=tmp_path) as smtp:
+        sender = SmtpSender(settings(smtp.port), links=links)
+        [outcome] = send_each(sender, message(7))
+        [got] = smtp.messages
+
+    assert isinstance(outcome, Delivered)
+    header = got["List-Unsubscribe"]
+    assert header.startswith("<https://prefs.example.org/unsubscribe?token=")
+    assert header.endswith(">")
+    assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = header.removesuffix(">").split("token=", 1)[1]
+    claim = links.signer.verify(token, "unsubscribe")
+    assert (claim.recipient, claim.scope) == ("person-7", "mail")
+    # As sent: one unfolded line, no RFC 2047 encoded word (a URI must never be encoded).
+    [raw] = [p.read_bytes() for p in tmp_path.iterdir()]
+    assert f"\r\nList-Unsubscribe: {header}\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+
+
+def test_an_http_unsubscribe_link_gets_no_one_click_header(server: LocalSmtpServer) -> None:
+    links = unsubscribe_links("http://intranet.example/u/{token}/confirm")
+    send_each(SmtpSender(settings(server.port), links=links), message(1, recipient="T ü 1"))
+    [got] = server.messages
+
+    header = got["List-Unsubscribe"]
+    assert header.startswith("<http://intranet.example/u/v1.")
+    assert header.endswith("/confirm>")
+    assert "List-Unsubscribe-Post" not in got
+    token = header.removeprefix("<http://intranet.example/u/").removesuffix("/confirm>")
+    assert links.signer.verify(token, "unsubscribe").recipient == "T ü 1"
+
+
+def test_without_an_unsubscribe_url_there_are_no_list_headers(server: LocalSmtpServer) -> None:
+    secret = {"TIDINGS_LINK_SECRET": LINK_SECRET}
+    only_preferences = links_from(
+        LinksConfig(preferences_url="https://prefs.example.org/?t={token}"), secret
+    )
+    send_each(SmtpSender(settings(server.port)), message(1))
+    send_each(SmtpSender(settings(server.port), links=only_preferences), message(2))
+
+    assert len(server.messages) == 2
+    for got in server.messages:
+        assert "List-Unsubscribe" not in got
+        assert "List-Unsubscribe-Post" not in got
+
+
+def test_a_link_too_long_for_one_header_line_is_left_out_not_broken(
+    server: LocalSmtpServer,
+) -> None:
+    links = unsubscribe_links("https://prefs.example.org/unsubscribe?token={token}")
+    [outcome] = send_each(
+        SmtpSender(settings(server.port), links=links), message(1, recipient="x" * 900)
+    )
+    [got] = server.messages
+
+    assert isinstance(outcome, Delivered)
+    assert "List-Unsubscribe" not in got
+    assert "List-Unsubscribe-Post" not in got

@@ -14,6 +14,7 @@ from tidings.config import (
     SmtpChannel,
     WebhookChannel,
 )
+from tidings.links import Links, links_from
 from tidings.outbox.channel import Channel
 from tidings.store import Store
 
@@ -25,13 +26,15 @@ def build_channel(
     clock: Callable[[], datetime],
     environ: Mapping[str, str],
     concurrency: int = 10,
+    links: Links | None = None,
 ) -> Channel:
-    """The channel for one ``[channels.NAME]`` table (imports only what the kind needs)."""
+    """The channel for one ``[channels.NAME]`` table (imports only what the kind needs);
+    ``links`` gives SMTP emails their ``List-Unsubscribe`` headers."""
     if isinstance(settings, SmtpChannel):
         from tidings.channels.smtp import SmtpSender
 
         # One connection per send the dispatcher runs at once on this channel.
-        return SmtpSender(settings, environ=environ, pool_size=concurrency)
+        return SmtpSender(settings, environ=environ, pool_size=concurrency, links=links)
     if isinstance(settings, NotifyChannel):
         from tidings.channels.notify import NotifySender
 
@@ -55,6 +58,7 @@ def build_channels(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Channel]:
     env = os.environ if environ is None else environ
+    links = links_from(config.links, env)
     return {
         name: build_channel(
             settings,
@@ -62,6 +66,7 @@ def build_channels(
             clock=clock,
             environ=env,
             concurrency=config.delivery.concurrency,
+            links=links,
         )
         for name, settings in config.channels.items()
     }

@@ -13,6 +13,11 @@ recipient itself was refused (RCPT 550/551/553, or an enhanced ``5.1.x`` status)
 
 The Message-ID is derived from the idempotency key, so a retried send of the same digest
 carries the same Message-ID and receivers can discard the duplicate.
+
+With ``[links] unsubscribe_url`` configured, every email carries ``List-Unsubscribe``
+(RFC 2369): the URL with a token signed for the recipient and this channel (``tidings.links``),
+and, when the URL is HTTPS, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058).
+The relay's DKIM signature should cover both.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from aiosmtplib.errors import (
 
 from tidings.config import SmtpChannel
 from tidings.errors import ConfigError
+from tidings.links import Links
 from tidings.outbox.channel import (
     Delivered,
     Message,
@@ -112,11 +118,15 @@ class SmtpSender:
         *,
         environ: Mapping[str, str] = os.environ,
         pool_size: int = 4,
+        links: Links | None = None,
     ) -> None:
+        """``links``: the configured signed links; with an unsubscribe URL, emails carry
+        ``List-Unsubscribe`` headers."""
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.name = settings.name
         self._settings = settings
+        self._links = links if links is not None and links.unsubscribe_url else None
         self._password = _read_password(settings, environ)
         self._tls = _tls_context(settings)
         envelope_from, self._sender_head = _sender_headers(settings)
@@ -270,6 +280,10 @@ class SmtpSender:
         head.append(self._date())
         head.append(f"Message-ID: {message_id}\r\n")
         head.append(_header("X-Tidings-Idempotency-Key", message.idempotency_key))
+        if self._links is not None:
+            url = self._links.unsubscribe(message.recipient, self.name)
+            if url is not None:
+                head.append(_list_unsubscribe(url))
         head.append("MIME-Version: 1.0\r\n")
         if message.html is None:
             body = _part(message.text, "plain")
@@ -416,6 +430,24 @@ def _header(name: str, value: str) -> str:
     # Non-ASCII, or a word too long to fold: RFC 2047 encoded words, which split anywhere.
     encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     return f"{name}: {encoded}\r\n"
+
+
+def _list_unsubscribe(url: str) -> str:
+    """``List-Unsubscribe`` (and, for HTTPS, RFC 8058's one-click ``List-Unsubscribe-Post``)
+    for ``url``; nothing when the header would not fit on one line."""
+    value = f"<{url}>"
+    if not value.isascii() or _CONTROL.search(value) or " " in value:
+        return ""  # the configured URL is checked for this; a token never adds any
+    if len("List-Unsubscribe: ") + len(value) > _MAX_LINE:
+        # A URI must not be RFC 2047-encoded and has no space to fold at, so a recipient id
+        # long enough to overflow the line gets no header rather than a broken one.
+        log.warning("smtp: an unsubscribe link is too long for a header line; sent without it")
+        return ""
+    head = _header("List-Unsubscribe", value)  # one ASCII word under the limit: unchanged
+    if url.startswith("https://"):
+        # RFC 8058 one-click needs an HTTPS URI (a mail client POSTs this body to it).
+        head += _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    return head
 
 
 def _part(text: str, subtype: str) -> str:

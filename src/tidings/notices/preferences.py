@@ -77,17 +77,17 @@ class Preferences:
 
 def apply_preferences(
     groups: Mapping[GroupKey, Group], prefs: Preferences, *, weekly_due: bool
-) -> tuple[dict[GroupKey, Group], list[Group], int]:
+) -> tuple[dict[GroupKey, Group], list[Group], list[Group]]:
     """Groups to send now, groups for the weekly digest (only when ``weekly_due`` is not
-    today), and how many were dropped by opt-outs. Each group is one recipient's changes of one
+    today), and the groups dropped by opt-outs. Each group is one recipient's changes of one
     category on one channel: preferences are per category."""
     kept: dict[GroupKey, Group] = {}
     weekly: list[Group] = []
-    opted_out = 0
+    opted_out: list[Group] = []
     for key, group in groups.items():
         choice = prefs.choice(group.recipient, group.category, group.channel)
         if not choice.send:
-            opted_out += 1
+            opted_out.append(group)
         elif choice.weekly and weekly_due:
             weekly.append(group)
         else:
@@ -141,3 +141,70 @@ def change(
         )
         tx.preferences.put(updated, to_us(now))
     return _preference(updated)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOptOut:
+    """What opting a recipient out of a channel did (``tidings unsubscribe``), by category."""
+
+    recipient: str
+    channel: str
+    opted_out: tuple[str, ...]  # now opted out
+    already: tuple[str, ...]  # opted out before: nothing changed
+    critical: tuple[str, ...]  # cannot be opted out of: still sent
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "recipient": self.recipient,
+            "channel": self.channel,
+            "opted_out": list(self.opted_out),
+            "already": list(self.already),
+            "critical": list(self.critical),
+        }
+
+
+def sent_categories(config: Config) -> list[str]:
+    """Every category something may be sent in: the configured ones, and those rules,
+    reminders and managers' digests name (``general`` by default, configured or not)."""
+    named = [
+        *config.categories,
+        *(r.category for r in config.rules if not r.exclude),
+        *(r.category for r in config.reminders),
+        *(r.digest.category for r in config.reports if r.digest is not None),
+    ]
+    return sorted(set(named))
+
+
+def opt_out_of_channel(
+    store: Store, config: Config, recipient: str, channel: str, *, now: datetime
+) -> ChannelOptOut:
+    """Opt ``recipient`` out of ``channel`` in every category that allows it, in one
+    transaction; idempotent (a second call changes nothing and says so)."""
+    if channel not in config.channels:
+        raise InputError(
+            f"channel {channel!r} is no longer configured; opt the recipient out by hand "
+            "with tidings prefs",
+            field="channel",
+        )
+    done: list[str] = []
+    already: list[str] = []
+    kept: list[str] = []
+    with store.write() as tx:
+        stored = {p.category: p for p in tx.preferences.of(recipient)}
+        for category in sent_categories(config):
+            spec = config.categories.get(category)
+            if spec is not None and spec.critical:
+                kept.append(category)
+                continue
+            current = stored.get(category) or PreferenceRecord(
+                recipient, category, frozenset(), None
+            )
+            if channel in current.opted_out:
+                already.append(category)
+                continue
+            updated = PreferenceRecord(
+                recipient, category, current.opted_out | {channel}, current.frequency
+            )
+            tx.preferences.put(updated, to_us(now))
+            done.append(category)
+    return ChannelOptOut(recipient, channel, tuple(done), tuple(already), tuple(kept))

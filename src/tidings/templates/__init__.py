@@ -16,8 +16,10 @@ block is rendered on its own, so nothing but blocks may stand at a file's top le
 
 The HTML block is compiled with autoescaping on and every other part with it off, so one file
 gives safe HTML and unescaped text. What a template can use is described in
-``tidings.templates.context``; the filters ``date``, ``datetime`` and ``value`` format raw
-values the way fields are formatted (``{{ "2025-08-06"|date }}`` is ``6 August 2025``).
+``tidings.templates.context``, plus ``preferences_url`` (the recipient's signed link to their
+preferences, or ``None``: see ``template_set``); the filters ``date``, ``datetime`` and
+``value`` format raw values the way fields are formatted (``{{ "2025-08-06"|date }}`` is
+``6 August 2025``).
 
 Start-up: ``TemplateSet.load(config, base_dir)`` compiles every template the rules use and
 renders it on sample changes, raising one ``ConfigError`` that names every broken file and

@@ -7,7 +7,7 @@ invented: no real record is ever shown in a preview.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from tidings.config import Config, EntityType, FieldType, Medium
@@ -20,6 +20,7 @@ from tidings.templates.context import (
     ReportDigestView,
 )
 from tidings.templates.formatting import day_text
+from tidings.window.schedule import local_instant
 
 if TYPE_CHECKING:
     from tidings.templates.template_set import Rendered, TemplateSet
@@ -28,8 +29,8 @@ SAMPLE_SOURCE = "sample"
 SAMPLE_RECIPIENT_ID = "P-1001"
 SAMPLE_RECIPIENT_NAME = "Sam Taylor"
 OTHER_RECIPIENT_ID = "P-2002"  # whom an added record named before, and a removed one names now
-SAMPLE_CLOSES_AT = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)
 SAMPLE_TODAY = date(2025, 8, 6)
+QUIET_SAMPLE_CUTOFF = time(17, 0)  # a quiet-period window closes at any time: show a plain one
 SAMPLE_REMINDER_DATE = date(2025, 9, 3)
 
 # (before, after) per field type; strings are made from the field's label instead.
@@ -113,13 +114,20 @@ def sample_items(config: Config, entity: str) -> list[NoticeItem]:
     ]
 
 
+def sample_closes_at(config: Config) -> datetime:
+    """When the sample window closes: the configured cutoff on the sample day, in the
+    configured timezone, so a preview says what the real digests will."""
+    cutoff = config.window.cutoff_time or QUIET_SAMPLE_CUTOFF
+    return local_instant(SAMPLE_TODAY, cutoff, config.tz)
+
+
 def sample_context(builder: ContextBuilder, entity: str, medium: Medium) -> DigestContext:
     config = builder.config
     return builder.build(
         recipient_id=SAMPLE_RECIPIENT_ID,
         recipient_name=SAMPLE_RECIPIENT_NAME,
         items=sample_items(config, entity),
-        closes_at=SAMPLE_CLOSES_AT,
+        closes_at=sample_closes_at(config),
         today=SAMPLE_TODAY,
         medium=medium,
     )

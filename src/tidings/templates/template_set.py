@@ -4,11 +4,16 @@
 (or a rule's contacts) sends on each medium of its channels, and reports every problem in one
 ``ConfigError`` naming the rule's key and the template file and line. After that,
 ``render`` only runs precompiled code: no file is read and nothing is parsed per digest.
+
+Besides the context's variables, every template gets ``preferences_url``: the recipient's
+signed link to their preferences when ``[links] preferences_url`` is configured, else
+``None`` (so ``{% if preferences_url %}`` keeps a template's wording without it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +26,7 @@ from jinja2.runtime import Context
 
 from tidings.config import Config, Medium
 from tidings.errors import ConfigError, TemplateRenderError
+from tidings.links import Links, links_from
 from tidings.templates.context import ContextBuilder, DigestContext, TemplateContext
 from tidings.templates.environment import BUILTIN_DIR, Sandbox, make_environments
 from tidings.templates.formatting import ValueFormatter
@@ -143,19 +149,33 @@ _Compiled: TypeAlias = _Email | _InApp | _Sms
 class TemplateSet:
     """The templates of one config, compiled once. Build with ``TemplateSet.load``."""
 
-    def __init__(self, config: Config, search_path: tuple[Path, ...]) -> None:
+    def __init__(
+        self, config: Config, search_path: tuple[Path, ...], links: Links | None = None
+    ) -> None:
         self.config = config
+        self.links = links
         self.contexts = ContextBuilder(config)
         self.envs = make_environments(search_path, ValueFormatter(config))
         self._compiled: dict[tuple[str, Medium], _Compiled | _Problem] = {}
 
     @classmethod
     def load(
-        cls, config: Config, base_dir: Path | None = None, *, path: str | None = None
+        cls,
+        config: Config,
+        base_dir: Path | None = None,
+        *,
+        path: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> TemplateSet:
         """Compile and try every template the config's rules use; raise one ``ConfigError``
-        listing every problem (``path`` is the config file, for the message)."""
+        listing every problem (``path`` is the config file, for the message). ``environ``
+        (default ``os.environ``) holds the links' signing secret."""
         problems: list[tuple[str, str]] = []
+        links = None
+        try:
+            links = links_from(config.links, os.environ if environ is None else environ)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
         search = [BUILTIN_DIR.resolve()]
         if config.templates:
             folder = Path(config.templates)
@@ -165,7 +185,7 @@ class TemplateSet:
                 search.insert(0, folder.resolve())
             else:
                 problems.append(("templates", f"{folder} is not a directory of templates"))
-        templates = cls(config, tuple(search))
+        templates = cls(config, tuple(search), links)
         tried: dict[tuple[str, Medium, Sample], str | None] = {}
         for key, name, medium, sample in _uses(config):
             use = (name, medium, sample)
@@ -184,10 +204,19 @@ class TemplateSet:
         if compiled is None or isinstance(compiled, _Problem):
             compiled = self._compile(name, medium)
         try:
-            return compiled.render(context.variables())
+            return compiled.render(self._variables(context))
         except Exception as exc:
             # Real data: say where, but not the exception's own text, which may quote values.
             raise TemplateRenderError(self._reason(exc, quote=False)) from exc
+
+    def _variables(self, context: TemplateContext) -> dict[str, Any]:
+        variables = context.variables()
+        links = self.links
+        # Signed per recipient here, not in the context, so every kind of notice gets it.
+        variables["preferences_url"] = (
+            links.preferences(context.recipient.id) if links is not None else None
+        )
+        return variables
 
     def context(self, **kwargs: Any) -> DigestContext:
         """``ContextBuilder.build`` for this config (see ``digest_context``)."""
@@ -300,7 +329,7 @@ class TemplateSet:
         else:
             context = sample_context(self.contexts, sample.entity, medium)
         try:
-            rendered = compiled.render(context.variables())
+            rendered = compiled.render(self._variables(context))
         except Exception as exc:  # any failure here is the template's: report, don't crash
             return self._reason(exc)
         if rendered.sms and rendered.sms.warning:
