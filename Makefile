@@ -2,19 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The demo needs only the `demo` extra (faker, aiosmtpd); the tests and linters need `dev`,
+# which includes it.
+VENV_STAMP := $(VENV)/.created-stamp
+DEMO_STAMP := $(VENV)/.installed-demo-stamp
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint bench install clean
 
-$(STAMP): pyproject.toml
+$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	touch $(VENV_STAMP)
+
+$(DEMO_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(VENV_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m tidings.demo
 
 lint: $(STAMP)

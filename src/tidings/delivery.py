@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from tidings.channels import build_channels
 from tidings.config import Config
@@ -26,6 +27,7 @@ from tidings.store import Store
 from tidings.templates import TemplateSet
 
 log = logging.getLogger("tidings.run")
+rounds_log = logging.getLogger("tidings.dispatch")
 
 Clock = Callable[[], datetime]
 
@@ -49,7 +51,7 @@ class Delivery:
         self._own_channels = channels is None
         self._rng = rng
         self.rules = RuleBook.compile(config)
-        self.templates = TemplateSet.load(config)  # parse_config resolved its directory
+        self.templates = TemplateSet.load(config, environ=environ)  # its directory resolved
         self.composer = NoticeComposer(
             config,
             self.rules,
@@ -65,7 +67,7 @@ class Delivery:
         return self._channels
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(
+        return _LoggedDispatcher(
             self._store, self.config, self.channels(), clock=self._clock, rng=self._rng
         )
 
@@ -86,6 +88,41 @@ class Delivery:
                 await self.aclose()
 
         return asyncio.run(drain())
+
+
+def dispatch_figures(stats: DispatchStats) -> dict[str, Any]:
+    """A dispatch's counts, for a log record's fields: per outcome and per channel, never whom
+    or where."""
+    return {
+        "delivered": stats.delivered,
+        "by_channel": dict(sorted(stats.by_channel.items())),
+        "retrying": stats.retrying,
+        "rate_limited": stats.rate_limited,
+        "deferred": stats.deferred,
+        "failed": stats.failed,
+        "held": stats.held,
+        "lost_lease": stats.lost_lease,
+        "unreachable": sorted(stats.unreachable),
+    }
+
+
+class _LoggedDispatcher(Dispatcher):
+    """The dispatcher, logging each round that claimed notices (the service's log; nothing
+    shows unless the command set logging up)."""
+
+    async def round(self, *, until: int | None = None) -> tuple[DispatchStats, int]:
+        stats, claimed = await super().round(until=until)
+        if claimed:
+            level = logging.WARNING if stats.failed or stats.unreachable else logging.INFO
+            figures = {"claimed": claimed, **dispatch_figures(stats)}
+            rounds_log.log(level, "dispatch round", extra={"fields": figures})
+            # A provider's reason for being unreachable names the provider, not a recipient.
+            for channel, reason in sorted(stats.unreachable.items()):
+                rounds_log.warning(
+                    "channel unreachable; its notices wait and are retried",
+                    extra={"fields": {"channel": channel, "reason": reason}},
+                )
+        return stats, claimed
 
 
 async def serve(

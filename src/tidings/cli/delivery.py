@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable
 from datetime import datetime
@@ -12,16 +13,29 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from tidings.cli.common import ID_MAX, ConfigOption, JsonOption, open_app, print_json
-from tidings.cli.reminders import print_sent
-from tidings.cli.reports import print_digest
+from tidings.cli.common import (
+    ID_MAX,
+    ConfigOption,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    json_option,
+    open_app,
+    print_json,
+    start_logging,
+)
 from tidings.config import Medium
-from tidings.delivery import serve
+from tidings.delivery import dispatch_figures, serve
+from tidings.model import CloseResult
 from tidings.notices import preferences
+from tidings.notices.composer import NoticeStats
 from tidings.outbox import attention as outbox
 from tidings.outbox.dispatcher import DispatchStats
 from tidings.templates.sample import render_preview
-from tidings.terminal import err, literal, out, print_close, print_dispatch, print_held, styled
+from tidings.terminal import err, literal, out, print_dispatch, styled
+
+log = logging.getLogger("tidings.run")
 
 
 def register(app: typer.Typer) -> None:
@@ -32,9 +46,13 @@ def register(app: typer.Typer) -> None:
 def dispatch(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then stop.")] = False,
     config: ConfigOption = None,
+    log_format: LogFormatOption = LogFormat.text,
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
-    """Send due notices from the outbox (until stopped, or --once). With --once, exits 1 if a
-    channel could not be reached."""
+    """Send due notices from the outbox (until stopped, or --once), logging each round to
+    standard error; then print what was sent. With --once, exits 1 if a channel could not be
+    reached."""
+    start_logging(log_format, log_level)
     with open_app(config) as tidings:
         delivery = tidings.require_delivery()
         if once:
@@ -46,37 +64,57 @@ def dispatch(
 
         async def until_stopped() -> DispatchStats:
             stop = _stop_on_signals()
+            log.info("dispatching until stopped (Ctrl-C or SIGTERM)")
             try:
                 return await delivery.dispatcher().run(stop)
             finally:
                 await delivery.aclose()
 
-        print_dispatch(asyncio.run(until_stopped()))
+        stats = asyncio.run(until_stopped())
+        log.info("stopped", extra={"fields": dispatch_figures(stats)})
+        print_dispatch(stats)
 
 
-def run(config: ConfigOption = None) -> None:
-    """Close windows on schedule, send reminders as they fall due, and dispatch notices until
-    stopped (Ctrl-C or SIGTERM)."""
+def run(
+    config: ConfigOption = None,
+    log_format: LogFormatOption = LogFormat.text,
+    log_level: LogLevelOption = LogLevel.info,
+) -> None:
+    """The service: close windows on schedule, send reminders and managers' digests as they
+    fall due, and dispatch notices, until stopped (Ctrl-C or SIGTERM). Each step is logged to
+    standard error with a timestamp and its figures (counts and window ids, never people's
+    ids, addresses or data)."""
+    start_logging(log_format, log_level)
     with open_app(config) as tidings:
         delivery = tidings.require_delivery()
 
         def close(at: datetime) -> None:
-            result = tidings.close(at)
-            print_close(result, title=f"Window {result.window_id} closed")
-            plan = tidings.last_notices()
-            if plan is not None:
-                out.print(f"{plan.notices:,} notices written to the outbox ({plan.held:,} held)")
-                if plan.needs_attention:
-                    print_held(plan)
+            _log_close("window closed", tidings.close(at), tidings.last_notices())
+
+        def prompt_close(now: datetime) -> None:
+            result = tidings.close_prompt(now)
+            if result is not None and result.window_id is not None:
+                _log_close("prompt close", result, tidings.last_notices())
 
         def remind(now: datetime) -> None:
             result = tidings.send_reminders(now)
-            if result.sent or result.skipped or result.plan.needs_attention:
-                print_sent(result)
+            plan = result.plan
+            if result.sent or result.skipped or result.held or plan.needs_attention:
+                problems = len(plan.failed) + len(plan.unaddressed) + len(plan.unreadable)
+                figures = {
+                    "sent": result.sent,
+                    "notices": result.notices,
+                    "held": result.held,
+                    "skipped": result.skipped,
+                    "skipped_by_reason": dict(sorted(result.by_reason.items())),
+                    "condition_failed": len(plan.failed),
+                    "naming_nobody": len(plan.unaddressed),
+                    "date_unreadable": len(plan.unreadable),
+                }
+                level = logging.WARNING if problems or result.held else logging.INFO
+                log.log(level, "reminders sent", extra={"fields": figures})
 
-        jobs: list[tuple[str, Callable[[datetime], object]]] = [
-            ("prompt close", tidings.close_prompt)
-        ]
+        jobs: list[tuple[str, Callable[[datetime], object]]] = [("prompt close", prompt_close)]
         if tidings.config.reminders:
             jobs.append(("reminders", remind))
         if tidings.digests is not None and tidings.digests.configured:
@@ -84,15 +122,32 @@ def run(config: ConfigOption = None) -> None:
             def digests(now: datetime) -> None:
                 for done in tidings.send_report_digests(now):
                     if done.sent:
-                        print_digest(done)
+                        figures = {
+                            "report": done.report,
+                            "period": done.period,
+                            "notices": done.notices,
+                            "held": done.held,
+                            "scopes": done.scopes,
+                            "scopes_without_manager": len(done.unmanaged),
+                            "opted_out": done.opted_out,
+                        }
+                        level = logging.WARNING if done.unmanaged or done.held else logging.INFO
+                        log.log(level, "managers' digests sent", extra={"fields": figures})
 
             jobs.append(("managers' digests", digests))
 
         async def service() -> DispatchStats:
             stop = _stop_on_signals()
             first = tidings.first_close_due()
-            local = first.astimezone(tidings.config.tz)
-            out.print(f"Running; first close at {local:%Y-%m-%d %H:%M %Z}. Ctrl-C stops.")
+            log.info(
+                "running until stopped (Ctrl-C or SIGTERM)",
+                extra={
+                    "fields": {
+                        "first_close": first.astimezone(tidings.config.tz).isoformat(),
+                        "jobs": [name for name, _ in jobs],
+                    }
+                },
+            )
             try:
                 return await serve(
                     close,
@@ -106,7 +161,47 @@ def run(config: ConfigOption = None) -> None:
             finally:
                 await delivery.aclose()
 
-        print_dispatch(asyncio.run(service()))
+        stats = asyncio.run(service())
+        log.info("stopped", extra={"fields": dispatch_figures(stats)})
+
+
+def _log_close(what: str, result: CloseResult, plan: NoticeStats | None) -> None:
+    """A close's figures (counts and the window's id) as one log record; a warning, with the
+    rules concerned, when some of its changes were held for attention."""
+    s = result.stats
+    figures: dict[str, object] = {
+        "window_id": result.window_id,
+        "closes_at": result.closes_at.isoformat(),
+        "entities": s.entities,
+        "events_folded": s.events_folded,
+        "events_stale": s.events_stale,
+        "net_changes": s.net_changes,
+        "cancelled_out": s.vanished,
+        "naming_nobody": s.unaddressed,
+        "recipients": s.recipients,
+        "by_kind": dict(s.by_kind),
+    }
+    if plan is not None:
+        figures.update(
+            notices=plan.notices,
+            notices_held=plan.held,
+            deferred_to_weekly=plan.deferred,
+            opted_out=plan.opted_out,
+            held_changes=plan.held_changes,
+        )
+    log.info(what, extra={"fields": figures})
+    if plan is not None and plan.needs_attention:
+        log.warning(
+            "changes held for attention: fix the config, then tidings attention replay",
+            extra={
+                "fields": {
+                    "window_id": result.window_id,
+                    "held_changes": plan.held_changes,
+                    "naming_nobody": plan.no_recipient,
+                    "condition_failed_by_rule": dict(sorted(plan.rule_errors.items())),
+                }
+            },
+        )
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -166,7 +261,12 @@ def prefs(
     frequency: Annotated[
         str | None, typer.Option(help="daily or weekly digests for the category.")
     ] = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool,
+        json_option(
+            'the stored preferences: [{"recipient", "category", "opted_out", "frequency"}]'
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show a recipient's preferences, or change them for one --category."""
@@ -216,7 +316,9 @@ def inbox(
     archive: Annotated[
         list[int] | None, typer.Option("--archive", min=1, max=ID_MAX, help="Archive.")
     ] = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool, json_option('[{"id", "recipient", "title", "body", "state", "created"}]')
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show a recipient's in-app inbox; --read / --archive message ids."""
@@ -249,7 +351,13 @@ def inbox(
 
 def notices(
     recipient: str,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool,
+        json_option(
+            '[{"id", "recipient", "channel", "address", "status", "attempts", "outcome", '
+            '"reason", "created", "subject", "next_attempt"}]'
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """What was (or will be) sent to a recipient, newest first, with each outcome."""
