@@ -18,10 +18,11 @@ from types import TracebackType
 
 from tidings.config import DEFAULT_PATH, ENV_VAR, Config, load_config, parse_duration
 from tidings.delivery import Delivery
-from tidings.errors import ConfigError, InputError
+from tidings.errors import ConfigError, InputError, StoreMissing
 from tidings.explain import Explanation, explain
 from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
 from tidings.ingest.validate import Prepared, prepared
+from tidings.ledger.current import current_records
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
 from tidings.notices.composer import NoticeStats
 from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
@@ -35,6 +36,7 @@ from tidings.sources import Format
 from tidings.store import Store, open_store
 from tidings.store.codec import to_us
 from tidings.store.records import HeldChange
+from tidings.templates.context import ContextBuilder
 from tidings.window.close import WindowCloser
 from tidings.window.schedule import DailyCutoff, Schedule, default_close_time, schedule_for
 
@@ -56,10 +58,20 @@ class Tidings:
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
         channels: Mapping[str, Channel] | None = None,
+        create: bool = True,
     ) -> None:
+        """``create=False``: for commands that only read, a store that does not exist yet is
+        not made: they read an empty one, and ``missing_store`` says why."""
         self.config = config
         self.clock = clock
-        self.store = store if store is not None else open_store(config.store.url)
+        self.missing_store: str | None = None
+        if store is None:
+            try:
+                store = open_store(config.store.url, create=create)
+            except StoreMissing as exc:
+                self.missing_store = str(exc)
+                store = open_store("memory://")
+        self.store = store
         self._ingestor = Ingestor(self.store, config, clock, config.ingest.workers)
         # Rules and templates are checked here, at start-up, whatever the command.
         self.delivery = (
@@ -83,10 +95,16 @@ class Tidings:
         self.schedule: Schedule = schedule_for(config.window, config.tz)
 
     @classmethod
-    def open(cls, config_path: str | Path | None = None, *, clock: Clock = system_clock) -> Tidings:
+    def open(
+        cls,
+        config_path: str | Path | None = None,
+        *,
+        clock: Clock = system_clock,
+        create: bool = True,
+    ) -> Tidings:
         config = load_config(config_path)
         try:
-            return cls(config, clock=clock)
+            return cls(config, clock=clock, create=create)
         except ConfigError as exc:
             if exc.path is not None:
                 raise
@@ -240,6 +258,14 @@ class Tidings:
         with self.store.read() as tx:
             return tx.events.pending_count()
 
+    def names_of(self, refs: Sequence[EntityRef]) -> dict[EntityRef, str]:
+        """How messages name these records (their entity type's ``display``), from their
+        latest ingested states."""
+        builder = ContextBuilder(self.config)
+        with self.store.read() as tx:
+            states = current_records(tx, refs)
+        return {ref: builder.name_of(ref.entity, ref.key, state) for ref, state in states.items()}
+
     # Audit
     def explain(
         self, source: str, entity: str, key: str, at: datetime | None = None
@@ -248,7 +274,12 @@ class Tidings:
         planner = self.reminder_planner
         lines = planner.of_record(ref, at or self.clock()) if planner is not None else []
         return explain(
-            self.store, self.config, ref, at or self.default_close_time(), reminders=lines
+            self.store,
+            self.config,
+            ref,
+            at or self.default_close_time(),
+            reminders=lines,
+            rules=self.delivery.rules if self.delivery is not None else None,
         )
 
     def prune(self) -> int:

@@ -51,8 +51,30 @@ class _Frozen(BaseModel):
 
 
 class FieldSpec(_Frozen):
+    """A declared field: its type, what people call it, and, for amounts, how they read:
+    ``places`` (decimal places shown, e.g. 2 shows 30 as 30.00; values still compare by
+    value) and ``currency`` (an ISO 4217 code: 2 places unless set, GBP as £30.00)."""
+
     type: FieldType = FieldType.STRING
     label: str | None = None
+    places: int | None = Field(default=None, ge=0, le=10)
+    currency: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError(f"{value!r} is not a currency code; write it as e.g. 'GBP'")
+        return value
+
+    @model_validator(mode="after")
+    def _amounts_are_numbers(self) -> FieldSpec:
+        if (self.places is not None or self.currency) and self.type not in (
+            FieldType.DECIMAL,
+            FieldType.INT,
+        ):
+            raise ValueError("places and currency apply to decimal and int fields only")
+        return self
 
 
 class RelationConfig(_Frozen):
@@ -90,6 +112,9 @@ class EntityType(_Frozen):
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     ignore: frozenset[str] = frozenset()
     relations: dict[str, RelationConfig] = Field(default_factory=dict)
+    # How messages and screens name one record: a template over its fields in words, e.g.
+    # "placement at {{ site }} from {{ dateFrom }}" (else the label and the key).
+    display: str | None = None
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -98,6 +123,31 @@ class EntityType(_Frozen):
         if isinstance(value, dict):
             return {k: ({"type": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
+
+    @field_validator("display")
+    @classmethod
+    def _display_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from jinja2 import Environment, TemplateSyntaxError
+
+            try:
+                Environment(autoescape=False).parse(value)  # noqa: S701 (parsed, never rendered)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"the display template does not parse: {exc.message}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _display_names_fields(self) -> EntityType:
+        if self.display is not None and self.fields:
+            from jinja2 import Environment, meta
+
+            used = meta.find_undeclared_variables(Environment(autoescape=False).parse(self.display))  # noqa: S701
+            unknown = sorted(used - set(self.fields) - {self.key})
+            if unknown:
+                raise ValueError(
+                    f"display names {', '.join(map(repr, unknown))}, not a declared field"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ignored_fields_are_not_key(self) -> EntityType:
@@ -471,6 +521,34 @@ class DeliveryConfig(_Frozen):
         return self
 
 
+_LINK_URL = re.compile(r"https?://[!#-;=?-~]+")  # printable ASCII without space, quotes, <, >
+
+
+class LinksConfig(_Frozen):
+    """Signed links in emails (``tidings.links``): a preferences page in the footers, and a
+    one-click ``List-Unsubscribe``. ``{token}`` in a URL becomes the recipient's token."""
+
+    preferences_url: str | None = None
+    unsubscribe_url: str | None = None
+    # The environment variable holding the signing secret (never the file: a leaked config
+    # must not let anyone forge links).
+    secret_env: str = "TIDINGS_LINK_SECRET"  # noqa: S105 - a variable's name, not a secret
+
+    @field_validator("preferences_url", "unsubscribe_url")
+    @classmethod
+    def _is_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _LINK_URL.fullmatch(value) or len(value) > 500:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL of at most 500 characters without spaces, "
+                "quotes or angle brackets, e.g. 'https://prefs.example.org/u?token={token}'"
+            )
+        if value.count("{token}") != 1:
+            raise ValueError("put {token} in the URL once, where the recipient's token goes")
+        return value
+
+
 class Config(_Frozen):
     timezone: str = "Europe/London"
     store: StoreConfig = StoreConfig()
@@ -485,6 +563,7 @@ class Config(_Frozen):
     reminders: tuple[ReminderConfig, ...] = ()
     reports: tuple[ReportConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
+    links: LinksConfig = LinksConfig()
     # Where templates are looked up first (relative to the config file); built-ins otherwise.
     templates: str | None = None
 

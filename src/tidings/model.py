@@ -160,7 +160,15 @@ class CloseResult:
     reads them should pay for (the CLI prints counts from ``stats``).
     """
 
-    __slots__ = ("_digests", "_encoded", "_ready", "closes_at", "stats", "window_id")
+    __slots__ = (
+        "_digests",
+        "_encoded",
+        "_ready",
+        "already_closed",
+        "closes_at",
+        "stats",
+        "window_id",
+    )
 
     def __init__(
         self,
@@ -170,10 +178,12 @@ class CloseResult:
         window_id: int | None = None,
         *,
         encoded: Sequence[EncodedChange] = (),
+        already_closed: int | None = None,
     ) -> None:
         self.closes_at = closes_at
         self.stats = stats
         self.window_id = window_id  # set when the close was persisted
+        self.already_closed = already_closed  # the window that closed at this time before
         self._ready = not encoded and (not digests or isinstance(digests[0], Digest))
         self._digests: Any = tuple(digests) if self._ready else list(digests)
         self._encoded = encoded

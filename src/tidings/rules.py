@@ -49,6 +49,18 @@ class Routing:
     rules: tuple[RuleConfig, ...] = ()
     failed_rule: str | None = None
     failure: str | None = None
+    excluded_by: str | None = None  # the exclusion rule that matched
+
+    def describe(self) -> str:
+        """How the change was routed, in words (kept with it, for ``tidings explain``)."""
+        if self.failure is not None:
+            return f"held: rule {self.failed_rule!r} could not decide ({self.failure})"
+        if self.excluded_by is not None:
+            return f"excluded by rule {self.excluded_by!r}"
+        if not self.rules:
+            return "no rule sends it"
+        names = ", ".join(repr(r.name) for r in self.rules)
+        return f"rule {names} sends it" if len(self.rules) == 1 else f"rules {names} send it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +157,7 @@ class RuleBook:
                 if not holds:
                     continue
             if rule.exclude:
-                return Routing()
+                return Routing(excluded_by=rule.name)
             matched.append(rule)
         return Routing(tuple(matched))
 

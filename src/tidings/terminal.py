@@ -85,21 +85,30 @@ def print_close(result: CloseResult, *, title: str, console: Console | None = No
     console = console or out
     s = result.stats
     table = Table(title=f"{title} at {result.closes_at.isoformat()}", show_header=False)
-    table.add_row("entities with events", f"{s.entities:,}")
+    told = sum(count for _, count in s.by_kind)
+    table.add_row("records with events", f"{s.entities:,}")
     table.add_row("events folded", f"{s.events_folded:,}")
     table.add_row("stale events", f"{s.events_stale:,}")
-    table.add_row("entities whose edits cancelled out", f"{s.vanished:,}")
-    table.add_row("net changes", f"{s.net_changes:,}")
+    table.add_row("records whose edits cancelled out", f"{s.vanished:,}")
+    table.add_row("records with a net change", f"{s.net_changes:,}")
     table.add_row("changes naming nobody", f"{s.unaddressed:,}")
+    table.add_row("changes to tell", f"{told:,}")
     table.add_row("people to tell", f"{s.recipients:,}")
     console.print(table)
     if s.by_kind:
-        by_kind = Table(title="Changes by kind")
+        by_kind = Table(title="Changes to tell, by kind")
         by_kind.add_column("kind")
         by_kind.add_column("count", justify="right")
         for kind, count in s.by_kind:
             by_kind.add_row(kind, f"{count:,}")
+        by_kind.add_row("total", f"{told:,}", style="bold")
         console.print(by_kind)
+    if told + s.unaddressed > s.net_changes:
+        # Otherwise the two counts look like a mistake.
+        console.print(
+            "A record that moved from one person to another is one net change and two "
+            "changes to tell: 'removed' for the one, 'added' for the other."
+        )
 
 
 def print_held(plan: NoticeStats, console: Console | None = None) -> None:

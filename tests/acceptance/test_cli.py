@@ -108,7 +108,7 @@ def test_init_writes_a_starter_config_that_works_and_refuses_to_overwrite_it(
     cli("init", "elsewhere.toml")
     result = cli.json("preview", "--config", "elsewhere.toml", "--at", DAY, "--json")
     assert result == {"closes_at": "2025-08-06T17:00:00+01:00", "digests": []}
-    assert (tmp_path / "tidings.db").exists()
+    assert not (tmp_path / "tidings.db").exists()  # a preview only reads: it creates nothing
 
 
 def test_a_bad_config_exits_2_and_names_every_bad_key(tmp_path: Path) -> None:
@@ -242,7 +242,7 @@ def test_a_day_through_the_cli_on_both_stores(tmp_path: Path, store_url: str) ->
     if text_too:
         shown = cli("explain", "tcs", "Placement", "P1", "--at", DAY).stdout
         assert "Baseline (after window 2" in shown
-        assert "told T1 'updated' about dateFrom" in shown
+        assert "'updated' for T1 about dateFrom: no rules were configured" in shown
 
     assert "Removed 0 events" in cli("prune").stdout
 

@@ -44,6 +44,7 @@ BAD: dict[str, list[str]] = {
     "attention forget": ["attention", "forget", "nobody@example.org"],
     "attention replay": ["attention", "replay", "0"],
     "attention dismiss": ["attention", "dismiss"],
+    "unsubscribe": ["unsubscribe", "not-a-token"],
 }
 
 

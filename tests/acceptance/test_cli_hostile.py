@@ -196,7 +196,7 @@ def test_out_of_range_arguments_are_clear_errors(
 def test_a_read_only_database_says_so(tmp_path: Path, smtp: LocalSmtpServer) -> None:
     path = tmp_path / "tidings.db"
     cli = _cli(tmp_path, smtp.port)
-    cli("preview", "--at", DAY)  # creates and migrates the store
+    cli("close", "--at", DAY)  # creates and migrates the store
     read_only = json.dumps(f"sqlite:///file:{path}?mode=ro&uri=true")
     text = cli.config.read_text(encoding="utf-8").replace('"sqlite:///tidings.db"', read_only)
     cli.config.write_text(text, encoding="utf-8")
@@ -210,7 +210,7 @@ def test_a_read_only_database_says_so(tmp_path: Path, smtp: LocalSmtpServer) -> 
 
 def test_a_locked_database_says_so(tmp_path: Path, smtp: LocalSmtpServer) -> None:
     cli = _cli(tmp_path, smtp.port)
-    cli("preview", "--at", DAY)
+    cli("close", "--at", DAY)
     text = cli.config.read_text(encoding="utf-8").replace(
         '"sqlite:///tidings.db"', '"sqlite:///tidings.db?timeout=0.2"'
     )

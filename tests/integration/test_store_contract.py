@@ -98,16 +98,17 @@ def test_a_close_writes_baselines_windows_and_who_was_told(store: Store) -> None
         window = tx.ledger.open_window(1000, 1001)
         tx.ledger.apply_baselines([(P1, dumps({"site": "e1"}), 1, 0), (P2, None, 1, 1)], window)
         tx.ledger.mark_stale(["e2"])
-        tx.ledger.write_told(window, [("T1", *P1, "created", "{}")])
+        tx.ledger.write_told(window, [("T1", *P1, "created", "{}", "rule 'r' sends it")])
         tx.ledger.finish_window(window, WindowCounts(2, 2, 1, 1, 0, 0, 1))
     with store.read() as tx:
         assert tx.ledger.baseline(P1) is not None
         assert tx.ledger.baseline(P1).record == {"site": "e1"}  # type: ignore[union-attr]
         assert tx.ledger.dirty_count() == 1
         assert tx.events.pending_count() == 0  # e1 folded, e2 stale
-        assert [(t.recipient, t.kind, t.closes_at_us) for t in tx.ledger.told_about(P1)] == [
-            ("T1", "created", 1000)
-        ]
+        assert [
+            (t.recipient, t.kind, t.closes_at_us, t.route) for t in tx.ledger.told_about(P1)
+        ] == [("T1", "created", 1000, "rule 'r' sends it")]
+        assert (tx.ledger.window_at(1000), tx.ledger.window_at(999)) == (window, None)
         [closed] = tx.ledger.windows()
         assert (closed.closes_at_us, closed.counts.digests) == (1000, 1)
         assert tx.ledger.latest_close_us() == 1000

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tidings.cli.common import ID_MAX, ConfigOption, open_app, print_json
+from tidings.cli.common import ID_MAX, ConfigOption, json_option, open_app, print_json
 from tidings.terminal import err, literal, out, styled
 
 ValuesOption = Annotated[
@@ -38,7 +38,13 @@ def quarantine_list(
         bool, typer.Option("--all", help="Include replayed and discarded.")
     ] = False,
     values: ValuesOption = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[
+        bool,
+        json_option(
+            '[{"id", "origin", "line", "format", "record", "field", "reason", "raw", '
+            '"status", "received"}], with "value" under --values'
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """List quarantined input (open entries unless --all): where, which field, and why."""
@@ -67,7 +73,8 @@ def quarantine_list(
             ]
         )
         return
-    table = Table(title=f"Quarantine ({len(found)} {'entries' if show_all else 'open'})")
+    many = "entry" if len(found) == 1 else "entries"
+    table = Table(title=f"Quarantine ({len(found):,} {many if show_all else 'open'})")
     columns = ["id", "from", "record", "field", "reason", *(["value"] if values else []), "status"]
     for column in columns:
         table.add_column(column)
@@ -144,4 +151,4 @@ def quarantine_discard(ctx: typer.Context, ids: EntryIds, config: ConfigOption =
     """Mark quarantined lines as deliberately dropped (kept for the record)."""
     with open_app(config or ctx.obj) as tidings:
         count = tidings.discard(ids)
-    out.print(f"Discarded {count} {'entry' if count == 1 else 'entries'}.")
+    out.print(f"Discarded {count:,} {'entry' if count == 1 else 'entries'}.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,14 +15,16 @@ from rich.table import Table
 from tidings.cli.common import (
     AtOption,
     ConfigOption,
+    close_progress,
+    ingest_progress,
+    json_option,
     open_app,
     parse_at,
     print_json,
-    progress,
 )
 from tidings.config import DEFAULT_PATH, Config
 from tidings.explain import EventLine, Explanation
-from tidings.model import CloseResult
+from tidings.model import CloseResult, EntityRef
 from tidings.sources import Format
 from tidings.terminal import (
     err,
@@ -69,17 +71,8 @@ def ingest(
     for name in files:
         if name != "-" and not Path(name).is_file():
             raise typer.BadParameter(f"{name} is not a file", param_hint="FILES")
-    with open_app(config) as tidings, progress() as bar:
-        tasks = {
-            ("<stdin>" if name == "-" else name): bar.add_task(
-                "<stdin>" if name == "-" else Path(name).name,
-                total=None if name == "-" else os.path.getsize(name),
-            )
-            for name in files
-        }
-        stats = tidings.ingest_files(
-            files, fmt, on_bytes=lambda origin, size: bar.advance(tasks[origin], size)
-        )
+    with open_app(config) as tidings, ingest_progress(files) as shown:
+        stats = tidings.ingest_files(files, fmt, shown.on_batch, shown.on_bytes)
     print_ingest(stats)
     print_missing_fields(stats)
     if stats.quarantined:
@@ -87,9 +80,20 @@ def ingest(
         raise typer.Exit(1)
 
 
-def print_digests(result: CloseResult, cfg: Config, limit: int) -> None:
+def print_digests(
+    result: CloseResult,
+    cfg: Config,
+    limit: int,
+    names: Mapping[EntityRef, str] | None = None,
+    all_fields: bool = True,
+) -> None:
+    names = names or {}
     for digest in result.digests[:limit]:
-        body = "\n".join(literal(line) for c in digest.changes for line in describe(c, cfg))
+        body = "\n".join(
+            literal(line)
+            for c in digest.changes
+            for line in describe(c, cfg, name=names.get(c.ref), all_fields=all_fields)
+        )
         out.print(Panel(body, title=styled(f"for {digest.recipient}"), expand=False))
     if len(result.digests) > limit:
         out.print(f"... and {len(result.digests) - limit:,} more (use --json for all)")
@@ -97,46 +101,78 @@ def print_digests(result: CloseResult, cfg: Config, limit: int) -> None:
 
 def preview(
     at: AtOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the digests as JSON.")] = False,
+    as_json: Annotated[
+        bool, json_option('{"closes_at", "digests": [{"recipient", "changes"}]}')
+    ] = False,
     show: Annotated[int, typer.Option(help="How many digests to show in words.")] = 5,
+    all_fields: Annotated[
+        bool,
+        typer.Option(
+            "--all-fields", help="Show fields the config does not declare too (counted if not)."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Show what closing the window would produce, without changing anything."""
-    with open_app(config) as tidings:
+    """Show what closing the window would produce, without changing anything (nor creating
+    a database)."""
+    with open_app(config, create=False) as tidings:
+        if tidings.missing_store is not None:
+            err.print(f"note: {tidings.missing_store}")
         result = tidings.preview(parse_at(at, tidings.config, tidings.default_close_time()))
         if as_json:
             print_json(result.to_json())
             return
         print_close(result, title="Preview of the window closing")
-        print_digests(result, tidings.config, show)
+        shown = result.digests[:show]
+        names = tidings.names_of([c.ref for d in shown for c in d.changes])
+        print_digests(result, tidings.config, show, names, all_fields)
 
 
 def close(
     at: AtOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the digests as JSON.")] = False,
+    as_json: Annotated[
+        bool, json_option('{"closes_at", "digests": [{"recipient", "changes"}]}')
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Close at an --at still in the future.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Close the window: fold pending events into net changes and persist the digests."""
+    """Close the window: fold pending events into net changes and persist the digests.
+    Closing again at the same time does nothing; a time in the future needs --force (events
+    for that window may still arrive)."""
     with open_app(config) as tidings:
         when = parse_at(at, tidings.config, tidings.default_close_time())
-        with progress() as bar:
-            task = bar.add_task("closing", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            result = tidings.close(when, advance)
+        now = tidings.clock()
+        if when > now and not force:
+            raise typer.BadParameter(
+                f"{when.astimezone(tidings.config.tz).isoformat()} is in the future (it is "
+                f"{now.astimezone(tidings.config.tz).isoformat()}): events for that window may "
+                "still arrive; add --force to close it now anyway",
+                param_hint="--at",
+            )
+        with close_progress() as on_progress:
+            result = tidings.close(when, on_progress)
+        if result.already_closed is not None:
+            err.print(
+                f"Window {result.already_closed} already closed at "
+                f"{result.closes_at.isoformat()}: nothing to do (a second close would only "
+                "make an empty window)."
+            )
         if as_json:
             print_json(result.to_json())
+            return
+        if result.already_closed is not None:
             return
         print_close(result, title=f"Window {result.window_id} closed")
         plan = tidings.last_notices()
         if plan is not None:
             out.print(
-                f"{plan.notices:,} notices written to the outbox ({plan.held:,} held, "
-                f"{plan.deferred:,} changes deferred to a weekly digest, "
-                f"{plan.opted_out:,} digests dropped by opt-outs); "
-                "send them with `tidings dispatch --once` or `tidings run`"
+                f"{plan.notices:,} {'notice' if plan.notices == 1 else 'notices'} written to "
+                f"the outbox ({plan.held:,} held, {plan.deferred:,} "
+                f"{'change' if plan.deferred == 1 else 'changes'} deferred to a weekly digest, "
+                f"{plan.opted_out:,} {'digest' if plan.opted_out == 1 else 'digests'} dropped "
+                "by opt-outs); send them with `tidings dispatch --once` or `tidings run`"
             )
             if plan.needs_attention:
                 print_held(plan)
@@ -178,13 +214,8 @@ def print_explanation(ex: Explanation, cfg: Config) -> None:
     )
     if ex.history:
         out.print(_events_table("Earlier events (already folded into the baseline)", ex.history))
-    last = ex.baseline_window
-    if last is not None and not any(t.window_id == last for t in ex.told):
-        out.print(
-            f"Window {last} folded the earlier events and told nobody: their net change was "
-            "nothing (a bootstrap load, reverted edits, ignored fields only, the same values) "
-            "or the record named no recipient."
-        )
+    if ex.last_verdict is not None:
+        out.print(literal(f"Told nobody: {ex.last_verdict}."))
     base_title = "Baseline" + (
         f" (after window {ex.baseline_window}, seq {ex.baseline_seq})"
         if ex.baseline_window
@@ -196,22 +227,19 @@ def print_explanation(ex: Explanation, cfg: Config) -> None:
     else:
         out.print("No pending events.")
     out.print(_record_table("Current state", dict(ex.current) if ex.current else None))
-    if not ex.changes:
-        out.print(
-            styled(
-                ("Net change: nothing", "bold"),
-                " (no event since the baseline changes a field that is not ignored)",
-            )
-        )
-    for recipient, change in ex.changes:
+    if ex.verdict is not None:
+        out.print(styled(("Net change: nothing", "bold"), f" ({ex.verdict})"))
+    for (recipient, change), route in zip(ex.changes, ex.routes, strict=True):
         who = recipient or "nobody (the record names no recipient)"
         body = "\n".join(literal(line) for line in describe(change, cfg))
-        out.print(Panel(body, title=styled(f"would tell {who}"), expand=False))
+        body += "\n" + literal(f"→ {route}")
+        out.print(Panel(body, title=styled(f"net change for {who}"), expand=False))
     for told in ex.told:
         out.print(
             literal(
-                f"window {told.window_id} ({told.closes_at.isoformat()}): told "
-                f"{told.recipient} '{told.kind}' about {', '.join(told.fields) or 'it'}"
+                f"window {told.window_id} ({told.closes_at.isoformat()}): "
+                f"'{told.kind}' for {told.recipient} about "
+                f"{', '.join(told.fields) or 'the record'}: {told.outcome()}"
             )
         )
     if ex.reminders:
@@ -239,7 +267,13 @@ def explain(
     entity: str,
     key: str,
     at: AtOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[
+        bool,
+        json_option(
+            '{"source", "entity", "key", "closes_at", "baseline", "pending", "history", '
+            '"current", "changes", "verdict", "told", "reminders", ...}'
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show one record's baseline, each event since, the resulting net change, and its
@@ -258,4 +292,8 @@ def prune(config: ConfigOption = None) -> None:
     """Delete folded events older than [audit] retention_days."""
     with open_app(config) as tidings:
         removed = tidings.prune()
-    out.print(f"Removed {removed:,} events older than {tidings.config.audit.retention_days} days.")
+    days = tidings.config.audit.retention_days
+    out.print(
+        f"Removed {removed:,} {'event' if removed == 1 else 'events'} older than {days:,} "
+        f"{'day' if days == 1 else 'days'}."
+    )

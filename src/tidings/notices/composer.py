@@ -41,7 +41,7 @@ from tidings.notices.rendering import (
     render_in_worker,
     render_jobs,
 )
-from tidings.notices.routing import Group, Router, digests, net_items
+from tidings.notices.routing import Group, RouteKey, Router, digests, net_items
 from tidings.notices.rows import STATUS, Digest, notice_rows
 from tidings.rules import RuleBook
 from tidings.store import Tx
@@ -64,6 +64,8 @@ class NoticeStats:
     no_recipient: int = 0
     # With ``record_holds=False`` (a replay): the changes that could not be routed, as holds.
     unrouted: tuple[Hold, ...] = ()
+    # How each change told to a recipient was routed, in words (kept for ``tidings explain``).
+    routes: Mapping[RouteKey, str] = field(default_factory=dict)
 
     @property
     def needs_attention(self) -> bool:
@@ -156,7 +158,10 @@ class NoticeComposer:
             return indexes[spec]
 
         router = Router(config, self._rules, contacts)
-        groups, holds = router.route(addressed, today, prompt=prompt_until is not None)
+        routes: dict[RouteKey, str] = {}
+        groups, holds = router.route(
+            addressed, today, prompt=prompt_until is not None, routes=routes
+        )
         covered = self._rules.covers
         nobody = [_nobody(config, item) for item in unaddressed if covered(item.change.ref.entity)]
         holds.extend(nobody)
@@ -167,6 +172,7 @@ class NoticeComposer:
         if prompt_until is not None:
             daily = [g for g in groups.values() if g.daily]
             groups = {k: g for k, g in groups.items() if not g.daily}
+            _note(routes, daily, "waits for the daily digest")
             daily_rows = deferred_rows(daily, prompt_until, now)
             tx.deferred.add(daily_rows)
             waiting = len(daily_rows)
@@ -175,8 +181,10 @@ class NoticeComposer:
         prefs = Preferences.load(tx, config, {g.recipient for g in groups.values()})
         weekly_due = next_weekly(local, config.delivery.weekly_on, config.tz)
         groups, weekly, opted_out = apply_preferences(groups, prefs, weekly_due=bool(weekly_due))
+        _note(routes, opted_out, "opted out")
         deferred = waiting
         if weekly_due is not None and weekly:
+            _note(routes, weekly, f"in the weekly digest of {weekly_due.date().isoformat()}")
             weekly_rows = deferred_rows(weekly, weekly_due, now)
             tx.deferred.add(weekly_rows)
             deferred += len(weekly_rows)
@@ -196,12 +204,13 @@ class NoticeComposer:
             notices=notices,
             held=held,
             deferred=deferred,
-            opted_out=opted_out,
+            opted_out=len(opted_out),
             released=released,
             rule_errors=dict(self._rules.errors),
             held_changes=len(holds) if record_holds else 0,
             no_recipient=len(nobody),
             unrouted=() if record_holds else tuple(holds),
+            routes=routes,
         )
 
     def _rendered_rows(
@@ -282,6 +291,15 @@ class NoticeComposer:
         if self._parallel is None or digests_at_most < self._parallel_from or default_workers() < 2:
             return nullcontext(None)
         return worker_pool(1, prepare_worker, (self._parallel, self._config))
+
+
+def _note(routes: dict[RouteKey, str], groups: Iterable[Group], what: str) -> None:
+    """Add what became of ``groups`` (on their channel and category) to their changes' routes."""
+    for group in groups:
+        for ref in group.items:
+            key = (group.recipient, *ref)
+            if key in routes:
+                routes[key] += f"; {group.channel} ({group.category}): {what}"
 
 
 def _nobody(config: Config, item: NoticeItem) -> Hold:

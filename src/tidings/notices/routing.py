@@ -24,6 +24,7 @@ from tidings.store.codec import dumps
 from tidings.store.records import HELD_CONDITION, Hold
 
 GroupKey = tuple[str, str, bool, str]  # recipient, channel, waits for the daily digest, category
+RouteKey = tuple[str, str, str, str]  # recipient, source, entity, key: one told change
 DigestKey = tuple[str, str, bool]  # recipient, channel, waits for the daily digest
 ContactIndex = Callable[[ContactsConfig], Mapping[str, Sequence[Person]]]
 
@@ -58,12 +59,20 @@ class Router:
         self._rule_index = {rule.name: i for i, rule in enumerate(config.rules)}  # unique
 
     def route(
-        self, addressed: Iterable[tuple[str, NoticeItem]], today: date, *, prompt: bool
+        self,
+        addressed: Iterable[tuple[str, NoticeItem]],
+        today: date,
+        *,
+        prompt: bool,
+        routes: dict[RouteKey, str] | None = None,
     ) -> tuple[dict[GroupKey, Group], list[Hold]]:
+        """Groups and holds; ``routes`` gets how each change was routed, in words."""
         groups: dict[GroupKey, Group] = {}
         holds: list[Hold] = []
         for recipient, item in addressed:
             routing = self._rules.route(item, recipient, today)
+            if routes is not None:
+                routes[(recipient, *item.change.ref)] = routing.describe()
             if routing.failure is not None:
                 holds.append(_hold(recipient, item, routing.failed_rule, routing.failure))
                 continue

@@ -11,7 +11,7 @@ from tidings.store.protocol import Store, Tx
 _memory: dict[str, Store] = {}
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
+def open_store(url: str, *, migrate: bool = True, create: bool = True) -> Store:
     """The store at ``url``, its schema brought up to date. ``memory://NAME`` is one store per
     name for the life of the process (like a file, opened again it holds what it held);
     ``memory://`` alone is a new, empty one each time."""
@@ -23,7 +23,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         return _memory.setdefault(url, MemoryStore())
     from tidings.store.database import open_store as open_sql
 
-    return open_sql(url, migrate=migrate)
+    return open_sql(url, migrate=migrate, create=create)
 
 
 def forget_memory_store(url: str) -> None:

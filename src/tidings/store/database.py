@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tidings.errors import StoreConflict, StoreDataError, StoreError
+from tidings.errors import StoreConflict, StoreDataError, StoreError, StoreMissing
 from tidings.store.deferred import SqlDeferred
 from tidings.store.events import SqlEvents
 from tidings.store.held import SqlHeld
@@ -288,8 +289,11 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
-def open_store(url: str, *, migrate: bool = True) -> SqlStore:
-    """Connect to ``url`` and bring its schema to the newest migration."""
+def open_store(url: str, *, migrate: bool = True, create: bool = True) -> SqlStore:
+    """Connect to ``url`` and bring its schema to the newest migration. With ``create=False``
+    (commands that only read) a store that does not exist yet is an error, not made."""
+    if not create:
+        _must_exist(url)
     try:
         if url.startswith("sqlite"):
             engine = _sqlite_engine(url)
@@ -321,6 +325,31 @@ def _with_option(url: str, setting: str) -> URL:
     given = parsed.query.get("options", "")
     options = " ".join([*([given] if isinstance(given, str) else given), f"-c {setting}"])
     return parsed.update_query_dict({"options": options.strip()})
+
+
+def _must_exist(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or Path(path).is_file():
+            return
+        raise StoreMissing(
+            f"there is no database at {path} yet (nothing has been ingested, or [store] url "
+            "points elsewhere); this command only reads, so it does not create one"
+        )
+    engine = create_engine(url, hide_parameters=True)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                raise StoreMissing(
+                    f"the store at {engine_url_for_humans(url)} has no Tidings tables yet "
+                    "(nothing has been ingested); this command only reads, so it does not "
+                    "create them"
+                )
+    except SQLAlchemyError as exc:
+        raise store_error(f"cannot open {engine_url_for_humans(url)}", exc) from exc
+    finally:
+        engine.dispose()
 
 
 def _upgrade(engine: Engine) -> None:

@@ -219,6 +219,12 @@ class SqlLedger:
         latest = self._conn.scalar(select(func.max(windows.c.closes_at_us)))
         return None if latest is None else int(latest)
 
+    def window_at(self, closes_at_us: int) -> int | None:
+        found = self._conn.scalar(
+            select(func.min(windows.c.id)).where(windows.c.closes_at_us == closes_at_us)
+        )
+        return None if found is None else int(found)
+
     def windows(self) -> list[WindowRecord]:
         rows = self._conn.execute(select(windows).order_by(windows.c.id))
         return [
@@ -240,7 +246,7 @@ class SqlLedger:
         ]
 
     def write_told(self, window_id: int, rows: Sequence[ToldRow]) -> None:
-        columns = ("window_id", "recipient", "source", "entity", "key", "kind", "fields")
+        columns = ("window_id", "recipient", "source", "entity", "key", "kind", "fields", "route")
         insert_rows(self._conn, "digest_changes", columns, [(window_id, *row) for row in rows])
 
     def told_about(self, ref: EntityRef) -> list[Told]:
@@ -254,7 +260,9 @@ class SqlLedger:
             )
             .order_by(digest_changes.c.window_id)
         )
-        return [Told(r.window_id, r.closes_at_us, r.recipient, r.kind, r.fields) for r in rows]
+        return [
+            Told(r.window_id, r.closes_at_us, r.recipient, r.kind, r.fields, r.route) for r in rows
+        ]
 
     def baseline(self, ref: EntityRef) -> Baseline | None:
         row = self._conn.execute(

@@ -204,6 +204,9 @@ class SqlOutbox:
     def of_recipient(self, recipient: str, limit: int) -> list[NoticeRecord]:
         return self._list(notices.c.recipient == recipient, limit=limit, newest=True)
 
+    def of_window(self, window_id: int, recipient: str) -> list[NoticeRecord]:
+        return self._list(notices.c.window_id == window_id, notices.c.recipient == recipient)
+
     def all(self) -> list[NoticeRecord]:
         return self._list()
 

@@ -128,6 +128,9 @@ class Ledger(Protocol):
     def last_window_id(self) -> int:
         """The newest window's id (0 before the first close): if it changed, a close ran."""
 
+    def window_at(self, closes_at_us: int) -> int | None:
+        """The window that closed at exactly this time, if one did."""
+
     def windows(self) -> list[WindowRecord]:
         """Every window closed so far, oldest first."""
 
@@ -186,6 +189,9 @@ class Outbox(Protocol):
         """Pending notices that failed or were rate-limited before."""
 
     def of_recipient(self, recipient: str, limit: int) -> list[NoticeRecord]: ...
+
+    def of_window(self, window_id: int, recipient: str) -> list[NoticeRecord]:
+        """The notices one window wrote to one recipient (a digest per channel)."""
 
     def all(self) -> list[NoticeRecord]: ...
 

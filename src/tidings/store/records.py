@@ -88,9 +88,9 @@ class PendingSpan(NamedTuple):
 NewBaseline = tuple[EntityRef, str | None, int | None, int]
 """A close's result for one record: (ref, new baseline JSON or None, its seq, still dirty)."""
 
-ToldRow = tuple[str, str, str, str, str, str]
+ToldRow = tuple[str, str, str, str, str, str, str | None]
 """One change told to one recipient, as stored: (recipient, source, entity, key, kind,
-fields JSON)."""
+fields JSON, how it was routed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,7 @@ class Told:
     recipient: str
     kind: str
     fields_json: str
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,8 @@ digest_changes = Table(
     Column("key", String(200), primary_key=True),
     Column("kind", String(10), nullable=False),
     Column("fields", Text, nullable=False),
+    # How the rules and preferences routed it (see ``notices/routing.py``); null without rules.
+    Column("route", Text, nullable=True),
     Index("ix_digest_changes_recipient", "recipient", "window_id"),
     sqlite_with_rowid=False,
 )

@@ -29,9 +29,19 @@ from datetime import date, datetime, tzinfo
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from tidings.config import Config, EntityType, FieldType, Medium
+from jinja2 import Template
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from tidings.config import Config, EntityType, FieldSpec, FieldType, Medium
 from tidings.model import Kind, NoticeItem, Record
-from tidings.templates.formatting import NOT_SET, Formatter, day_text, formatter_for, moment_text
+from tidings.templates.formatting import (
+    NOT_SET,
+    Formatter,
+    day_text,
+    formatter_for,
+    moment_text,
+    one_line,
+)
 
 _WHOLE_RECORD = frozenset({Kind.CREATED, Kind.DELETED, Kind.ADDED, Kind.REMOVED})
 
@@ -70,7 +80,7 @@ class _Field(NamedTuple):
 class _Entity:
     """What the views need to know about one entity type, prepared once per config."""
 
-    __slots__ = ("fields", "key", "label", "labels", "name", "recipient", "tz")
+    __slots__ = ("display", "fields", "key", "label", "labels", "name", "recipient", "tz")
 
     def __init__(self, etype: EntityType, tz: tzinfo) -> None:
         self.name = etype.name
@@ -81,15 +91,25 @@ class _Entity:
         self.labels: Mapping[str, str] = MappingProxyType(
             {name: etype.label_of(name) for name in etype.fields}
         )
+        # Sandboxed like every template; lenient, so a field the record lacks reads empty.
+        self.display: Template | None = (
+            _DISPLAY.from_string(etype.display) if etype.display is not None else None
+        )
         self.fields: dict[str, _Field] = {}
         for i, (name, spec) in enumerate(etype.fields.items()):
-            self.fields[name] = self._field(name, (i, name), self.labels[name], spec.type)
+            self.fields[name] = self._field(name, (i, name), self.labels[name], spec.type, spec)
 
     def _field(
-        self, name: str, rank: tuple[int, str], label: str, kind: FieldType | None
+        self,
+        name: str,
+        rank: tuple[int, str],
+        label: str,
+        kind: FieldType | None,
+        spec: FieldSpec | None = None,
     ) -> _Field:
         heading = _upper_first(label)
-        return _Field(rank, label, heading, formatter_for(kind, self.tz), name == self.recipient)
+        formatter = formatter_for(kind, self.tz, spec)
+        return _Field(rank, label, heading, formatter, name == self.recipient)
 
     def field(self, name: str) -> _Field:
         info = self.fields.get(name)
@@ -99,6 +119,23 @@ class _Entity:
 
     def is_declared(self, name: str) -> bool:
         return name in self.labels
+
+    def name_of(self, key: str, record: Record | None) -> str:
+        """How messages name one record: its display template in words, or label and key."""
+        plain = f"{self.label} {key}"
+        if self.display is None or record is None:
+            return plain
+        view = RecordView(self, record)
+        values: dict[str, str] = {name: view[name] for name in view}
+        values.setdefault(self.key, key)
+        try:
+            text = one_line(self.display.render(values)).strip()
+        except Exception:  # a display template must never stop a message
+            return plain
+        return text or plain
+
+
+_DISPLAY = ImmutableSandboxedEnvironment(autoescape=False)
 
 
 class RecordView(Mapping[str, str]):
@@ -309,6 +346,10 @@ class ContextBuilder:
         self.tz = config.tz
         self._entities = {name: _Entity(etype, self.tz) for name, etype in config.entities.items()}
 
+    def name_of(self, entity: str, key: str, record: Record | None) -> str:
+        """How messages and screens name one record (the entity type's ``display``)."""
+        return self._entity(entity).name_of(key, record)
+
     def _entity(self, name: str) -> _Entity:
         entity = self._entities.get(name)
         if entity is None:  # not configured: labels and types fall back to the raw names
@@ -319,7 +360,7 @@ class ContextBuilder:
         change = item.change
         kind = change.kind
         entity = self._entity(change.ref.entity)
-        name = f"{entity.label} {change.ref.key}"
+        name = entity.name_of(change.ref.key, item.record)
         whole = kind in _WHOLE_RECORD
         fields = [(entity.field(f), f, fc) for f, fc in change.fields.items() if f != entity.key]
         fields.sort(key=_rank)
@@ -358,7 +399,7 @@ class ContextBuilder:
         """``related``: per relation, the related records with their entity type."""
         entity = self._entity(entity_name)
         info = entity.field(field)
-        name = f"{entity.label} {key}"
+        name = entity.name_of(key, record)
         date_words = day_text(day)
         when = when_text(days_before)
         return ReminderView(

@@ -18,10 +18,11 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from tidings.config import Config, FieldType
+from tidings.config import Config, FieldSpec, FieldType
 from tidings.model import JSONValue
 
 NOT_SET = "not set"
@@ -127,10 +128,41 @@ def format_datetime(value: Any, tz: tzinfo) -> str:
     return _plain(value)
 
 
-def format_as(value: Any, kind: FieldType | None, tz: tzinfo) -> str:
-    """``value`` in words as a field of type ``kind`` (``None``: as it comes)."""
+_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+def amount_text(value: Any, places: int | None, currency: str | None) -> str:
+    """An amount as people write it: ``places`` decimal places (2 for a currency) and the
+    currency's symbol or code. Amounts are stored by value (30.00 as 30): the places are the
+    field's declaration, so every message shows them alike whatever the source sent."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return _plain(value)
+    if not number.is_finite():
+        return _plain(value)
+    shown = places if places is not None else (2 if currency else None)
+    text = f"{number:,.{shown}f}" if shown is not None else f"{number:,f}"
+    if not currency:
+        return text
+    symbol = _SYMBOLS.get(currency)
+    if symbol is None:
+        return f"{text} {currency}"
+    return f"-{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
+
+
+def _is_amount(spec: FieldSpec | None) -> bool:
+    return spec is not None and (spec.places is not None or spec.currency is not None)
+
+
+def format_as(value: Any, kind: FieldType | None, tz: tzinfo, spec: FieldSpec | None = None) -> str:
+    """``value`` in words as a field of type ``kind`` (``None``: as it comes); ``spec`` (the
+    declared field) adds how an amount reads."""
     if value is None or value == "":
         return NOT_SET
+    if _is_amount(spec) and not isinstance(value, bool):
+        assert spec is not None
+        return amount_text(value, spec.places, spec.currency)
     if kind is FieldType.DATE:
         return format_date(value, tz)
     if kind is FieldType.DATETIME:
@@ -141,9 +173,11 @@ def format_as(value: Any, kind: FieldType | None, tz: tzinfo) -> str:
 Formatter = Callable[[JSONValue], str]
 
 
-def formatter_for(kind: FieldType | None, tz: tzinfo) -> Formatter:
+def formatter_for(kind: FieldType | None, tz: tzinfo, spec: FieldSpec | None = None) -> Formatter:
     """``format_as`` for one field type, with the type dispatch done once (digests call it
     for every value of every change)."""
+    if _is_amount(spec):
+        return lambda value: format_as(value, kind, tz, spec)
     if kind is FieldType.DATE:
 
         def as_date(value: JSONValue) -> str:
@@ -174,17 +208,19 @@ class ValueFormatter:
 
     def __init__(self, config: Config) -> None:
         self.tz = config.tz
-        self._types: dict[str, Mapping[str, FieldType]] = {
-            name: {field: spec.type for field, spec in etype.fields.items()}
-            for name, etype in config.entities.items()
+        self._specs: dict[str, Mapping[str, FieldSpec]] = {
+            name: dict(etype.fields) for name, etype in config.entities.items()
         }
 
     def field_type(self, entity: str, field: str) -> FieldType | None:
-        types = self._types.get(entity)
-        return types.get(field) if types else None
+        specs = self._specs.get(entity)
+        spec = specs.get(field) if specs else None
+        return spec.type if spec else None
 
     def format(self, entity: str, field: str, value: JSONValue) -> str:
-        return format_as(value, self.field_type(entity, field), self.tz)
+        specs = self._specs.get(entity)
+        spec = specs.get(field) if specs else None
+        return format_as(value, spec.type if spec else None, self.tz, spec)
 
     def value_filter(self, value: Any, kind: str | None = None) -> str:
         """The ``value`` template filter: ``{{ x|value }}`` or ``{{ x|value("date") }}``."""

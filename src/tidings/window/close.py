@@ -92,6 +92,12 @@ class WindowCloser:
         daily digest at ``next_daily``.
         """
         with self._store.write(exclusive=True) as tx, paused_gc() as pause:
+            # A second close at the same time would only make an empty window: do nothing.
+            earlier = tx.ledger.window_at(to_us(closes_at)) if prompt is None else None
+            if earlier is not None:
+                local = closes_at.astimezone(self._config.tz)
+                self.last_notices = None
+                return CloseResult(local, (), CloseStats(), None, already_closed=earlier)
             result = self._run(
                 tx,
                 closes_at,
@@ -122,10 +128,11 @@ class WindowCloser:
             return CloseResult(local, (), CloseStats(), None)
         window_id = tx.ledger.open_window(until, to_us(self._clock())) if persist else None
         split = self._split(tx, due, total)
+        told: list[ToldRow] = []
         if split is None:
             results, tally = self.fold_part(tx, until, due, None, on_progress, total)
             if window_id is not None:
-                self._write_part(tx, window_id, results, tally)
+                told += self._write_part(tx, window_id, results, tally)
         else:
             # A worker folds the records before the split while this process folds the rest
             # and writes its share; it reads the same data: this transaction holds the lock,
@@ -136,10 +143,10 @@ class WindowCloser:
                 )
                 results, tally = self.fold_part(tx, until, due, (split, None))
                 if window_id is not None:
-                    self._write_part(tx, window_id, results, tally)
+                    told += self._write_part(tx, window_id, results, tally)
                 their_results, their_tally = first.result()
             if window_id is not None:
-                self._write_part(tx, window_id, their_results, their_tally)
+                told += self._write_part(tx, window_id, their_results, their_tally)
             tally = their_tally.merged(tally)
         stats = tally.stats()
         if window_id is not None:
@@ -153,9 +160,10 @@ class WindowCloser:
                 stats.recipients,
             )
             tx.ledger.finish_window(window_id, counts)
+            routes: Mapping[tuple[str, str, str, str], str] = {}
             if self._composer is not None:
                 # Notices are written in this same transaction: both exist, or neither.
-                self.last_notices = self._composer.compose(
+                notices = self.last_notices = self._composer.compose(
                     tx,
                     window_id=window_id,
                     closes_at=closes_at,
@@ -165,6 +173,11 @@ class WindowCloser:
                     prompt_until=next_daily if prompt is not None else None,
                     unaddressed=tally.nobody,
                 )
+                routes = notices.routes
+            # Who was told what, with how each change was routed (after routing, so one write).
+            if routes:
+                told = [(*row[:6], routes.get(row[:4])) for row in told]
+            tx.ledger.write_told(window_id, told)
         if on_progress is not None:
             on_progress(tally.entities, total)
         return CloseResult(local, tally.addressed, stats, window_id, encoded=tally.encoded)
@@ -240,16 +253,19 @@ class WindowCloser:
 
     # Step 5
     @staticmethod
-    def _write_part(tx: Tx, window_id: int, results: list[NewBaseline], tally: Tally) -> None:
-        """New baselines, stale events and digests of one share of the records."""
+    def _write_part(
+        tx: Tx, window_id: int, results: list[NewBaseline], tally: Tally
+    ) -> list[ToldRow]:
+        """New baselines and stale events of one share of the records; its changes told, to
+        be written once they are routed."""
         tx.ledger.apply_baselines(results, window_id)
         tx.ledger.mark_stale(tally.stale_ids)
         told: list[ToldRow] = [
-            (recipient, *change.ref, change.kind.value, encode_fields(change))
+            (recipient, *change.ref, change.kind.value, encode_fields(change), None)
             for recipient, change in tally.addressed
         ]
-        told.extend(tally.encoded)
-        tx.ledger.write_told(window_id, told)
+        told.extend((*row, None) for row in tally.encoded)
+        return told
 
 
 def _fold_in_worker(

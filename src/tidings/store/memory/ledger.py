@@ -183,6 +183,10 @@ class MemoryLedger:
         closes = [w["closes_at_us"] for w in self._s.windows.values()]
         return max(closes) if closes else None
 
+    def window_at(self, closes_at_us: int) -> int | None:
+        found = [i for i, w in self._s.windows.items() if w["closes_at_us"] == closes_at_us]
+        return min(found) if found else None
+
     def windows(self) -> list[WindowRecord]:
         zero = WindowCounts(0, 0, 0, 0, 0, 0, 0)
         found = []
@@ -193,16 +197,16 @@ class MemoryLedger:
 
     def write_told(self, window_id: int, rows: Sequence[ToldRow]) -> None:
         told = self._s.told
-        for recipient, source, entity, key, kind, fields in rows:
+        for recipient, source, entity, key, kind, fields, route in rows:
             place = (window_id, recipient, source, entity, key)
             if place in told:
                 raise StoreConflict("database write failed: told twice in one window")
-            told[place] = (kind, fields)
+            told[place] = (kind, fields, route)
 
     def told_about(self, ref: EntityRef) -> list[Told]:
         found = [
-            Told(w, self._s.windows[w]["closes_at_us"], recipient, kind, fields)
-            for (w, recipient, *place), (kind, fields) in self._s.told.items()
+            Told(w, self._s.windows[w]["closes_at_us"], recipient, kind, fields, route)
+            for (w, recipient, *place), (kind, fields, route) in self._s.told.items()
             if tuple(place) == tuple(ref)
         ]
         found.sort(key=lambda t: (t.window_id, t.recipient))

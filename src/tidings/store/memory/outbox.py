@@ -153,6 +153,10 @@ class MemoryOutbox:
         found = self._where(lambda n: n["recipient"] == recipient)
         return [_notice(n) for n in reversed(found)][:limit]
 
+    def of_window(self, window_id: int, recipient: str) -> list[NoticeRecord]:
+        found = self._where(lambda n: n["window_id"] == window_id and n["recipient"] == recipient)
+        return [_notice(n) for n in found]
+
     def all(self) -> list[NoticeRecord]:
         return [_notice(n) for n in self._where(lambda n: True)]
 

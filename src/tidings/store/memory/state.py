@@ -49,7 +49,9 @@ class State:
     events: dict[str, StoredRow] = field(default_factory=dict)
     ledger: dict[EntityRef, LedgerRow] = field(default_factory=dict)
     windows: dict[int, dict[str, int]] = field(default_factory=dict)
-    told: dict[tuple[int, str, str, str, str], tuple[str, str]] = field(default_factory=dict)
+    told: dict[tuple[int, str, str, str, str], tuple[str, str, str | None]] = field(
+        default_factory=dict
+    )
     notices: dict[int, dict[str, Any]] = field(default_factory=dict)
     undeliverable: dict[str, Undeliverable] = field(default_factory=dict)
     deferred: dict[int, DeferredItem] = field(default_factory=dict)
