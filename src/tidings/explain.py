@@ -340,7 +340,8 @@ def _window_verdict(
             for r in folded_rows
             if r.ingested_us > previous.closed_us or r.at_us > previous.closes_at_us
         ]
-        before_rows = [r for r in folded_rows if r not in then]
+        later = {r.id for r in then}
+        before_rows = [r for r in folded_rows if r.id not in later]
     if not then:
         return f"window {window_id} folded events no longer in the log (pruned)"
     prior = fold(None, None, [Step(r.id, r.seq, r.op, r.data) for r in before_rows])
