@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tidings.errors import ConfigError
 from tidings.reportspec import ReportConfig, check_reports
+from tidings.servespec import AccessConfig, ServeConfig, check_access
 
 DEFAULT_PATH = "tidings.toml"
 ENV_VAR = "TIDINGS_CONFIG"
@@ -564,6 +565,8 @@ class Config(_Frozen):
     reports: tuple[ReportConfig, ...] = ()
     delivery: DeliveryConfig = DeliveryConfig()
     links: LinksConfig = LinksConfig()
+    serve: ServeConfig = ServeConfig()
+    access: AccessConfig = AccessConfig()
     # Where templates are looked up first (relative to the config file); built-ins otherwise.
     templates: str | None = None
 
@@ -627,6 +630,12 @@ def _cross_references(config: Config) -> list[tuple[str, str]]:
             {n: (set(e.fields), set(e.relations)) for n, e in config.entities.items()},
             set(config.channels),
             set(config.categories),
+        )
+    )
+    problems.extend(
+        check_access(
+            config.access,
+            {n: set(e.fields) | {e.key} for n, e in config.entities.items()},
         )
     )
     for name, etype in config.entities.items():

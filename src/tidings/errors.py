@@ -12,7 +12,8 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     │   └── StoreDataError         the database refused a value (ingest isolates its line)
     │       └── StoreConflict          a row with that key is there already
     ├── WindowError            a window cannot be closed as asked (for example a bad --at time)
-    └── LinkError              a link's token is malformed, altered, or not signed by us
+    ├── LinkError              a link's token is malformed, altered, or not signed by us
+    └── AccessError            a sign-in, API key or grant was refused (names no secret)
 """
 
 from __future__ import annotations
@@ -98,3 +99,8 @@ class WindowError(TidingsError):
 class LinkError(TidingsError):
     """A signed link's token (``tidings unsubscribe TOKEN``) is incomplete, altered, signed
     with another secret or made for another purpose; the message never quotes the token."""
+
+
+class AccessError(TidingsError):
+    """A sign-in, key or grant was refused: unknown user, wrong password, locked account,
+    revoked key, a role or scope that does not exist. The message names no secret."""

@@ -42,7 +42,7 @@ __all__ = [
     "links_from",
 ]
 
-Purpose = Literal["preferences", "unsubscribe"]
+Purpose = Literal["preferences", "unsubscribe", "inbox"]
 
 MIN_SECRET = 16  # characters: shorter is guessable enough to forge links with
 _VERSION = "v1"

@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from tidings.cli import attention, delivery, links, quarantine, records, reminders, reports
+from tidings.cli import (
+    access,
+    attention,
+    delivery,
+    links,
+    quarantine,
+    records,
+    reminders,
+    reports,
+    serve,
+)
 from tidings.cli.common import set_config_before
 from tidings.config import DEFAULT_PATH, ENV_VAR
 from tidings.errors import TidingsError
@@ -85,7 +95,7 @@ def top_level(
     set_config_before(config)
 
 
-for group in (records, quarantine, delivery, links, reminders, reports, attention):
+for group in (records, quarantine, delivery, links, reminders, reports, attention, serve, access):
     group.register(app)
 
 

@@ -1,9 +1,10 @@
 """Which fields the store indexes per entity type, and the index rows events give (pure).
 
-Tracked: each reminder's date field and its entity's recipient field, and the fields
-relations are found by. The index keeps, per record and field, the value set by the event of
-the highest seq (any arrival order gives the same index): an upsert or load sets every
-tracked field (absent ones to nothing), a patch the fields it names, a delete clears them.
+Tracked: each reminder's date field and its entity's recipient field, the fields
+relations are found by, and each access scope's field (with its entity's recipient field).
+The index keeps, per record and field, the value set by the event of the highest seq (any
+arrival order gives the same index): an upsert or load sets every tracked field (absent ones
+to nothing), a patch the fields it names, a delete clears them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class TrackSpec:
             wanted.setdefault(reminder.entity, set()).add(reminder.field)
             if etype.recipient:
                 wanted[reminder.entity].add(etype.recipient)
+        # Access scopes: which records hold a scope's value, and whom they name.
+        for scope in config.access.scopes.values():
+            etype = config.entities[scope.entity]
+            wanted.setdefault(scope.entity, set()).add(scope.field)
+            if etype.recipient:
+                wanted[scope.entity].add(etype.recipient)
         for name, etype in config.entities.items():
             for relation in etype.relations.values():
                 if relation.field:

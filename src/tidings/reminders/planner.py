@@ -20,7 +20,8 @@ from typing import Any
 
 from tidings.config import Config, Medium, RelationConfig, ReminderConfig
 from tidings.gcpause import gc_paused
-from tidings.ingest.tracking import TrackSpec, index_value, rebuilt_rows
+from tidings.ingest.index import ensure_index
+from tidings.ingest.tracking import TrackSpec, index_value
 from tidings.ledger.current import current_records
 from tidings.model import EntityRef, Record
 from tidings.notices.addresses import address_for
@@ -104,23 +105,8 @@ class ReminderPlanner:
     # --- the index ----------------------------------------------------------------------
 
     def ensure_index(self) -> int:
-        """Build the index of fields the config tracks but the store does not hold yet (a
-        reminder or relation added to a running deployment), from the log and baselines."""
-        with self._store.read() as tx:
-            missing = self._spec.pairs() - tx.reminders.built_fields()
-        if not missing:
-            return 0
-        rows = 0
-        with self._store.write() as tx:
-            for entity in sorted({e for e, _ in missing}):
-                names = tuple(sorted(f for e, f in missing if e == entity))
-                built = rebuilt_rows(
-                    entity, names, tx.reminders.history(entity), tx.reminders.baselines(entity)
-                )
-                tx.reminders.track(built)
-                rows += len(built)
-            tx.reminders.mark_built(missing, to_us(self._clock()))
-        return rows
+        """Build the index of fields the config tracks but the store does not hold yet."""
+        return ensure_index(self._store, self._spec, self._clock())
 
     # --- deciding -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, m
 from sqlalchemy.exc import SQLAlchemyError
 
 from tidings.errors import StoreConflict, StoreDataError, StoreError, StoreMissing
+from tidings.store.access import SqlAccess
 from tidings.store.deferred import SqlDeferred
 from tidings.store.events import SqlEvents
 from tidings.store.held import SqlHeld
@@ -31,6 +32,7 @@ from tidings.store.outbox import SqlOutbox
 from tidings.store.preferences import SqlPreferences
 from tidings.store.quarantine import SqlQuarantine
 from tidings.store.reminders import SqlReminders
+from tidings.store.stats import SqlStats
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -186,6 +188,14 @@ class SqlTx:
     @cached_property
     def reminders(self) -> SqlReminders:
         return SqlReminders(self.conn, self.is_sqlite)
+
+    @cached_property
+    def access(self) -> SqlAccess:
+        return SqlAccess(self.conn)
+
+    @cached_property
+    def stats(self) -> SqlStats:
+        return SqlStats(self.conn)
 
 
 @contextmanager

@@ -13,6 +13,8 @@ small set of named operations per aggregate, each behind a protocol below:
     tx.held         changes a close held back for attention
     tx.reminders    the tracked-field index (dates, recipients, relations), reminders and
                     scheduled report digests decided
+    tx.access       staff users, API keys, grants, console sessions and the audit log
+    tx.stats        figures for the console and Prometheus (counts, the oldest due notice)
 
 Two implementations: SQL (``store.database.SqlStore``: SQLite and PostgreSQL, with their fast
 paths: COPY, ``WITHOUT ROWID``, ``SKIP LOCKED``, the advisory lock) and in memory
@@ -29,15 +31,18 @@ from typing import Any, Protocol, TypeVar
 
 from tidings.model import EntityRef, Record
 from tidings.store.records import (
+    AuditRecord,
     Baseline,
     Claim,
     DeferredItem,
     DeferredRow,
     Entry,
     EventRow,
+    GrantRecord,
     HeldChange,
     Hold,
     InboxRecord,
+    KeyRecord,
     LoggedEvent,
     LoggedStep,
     NewBaseline,
@@ -50,6 +55,7 @@ from tidings.store.records import (
     RecordState,
     Rejected,
     ReminderDecision,
+    SessionRecord,
     StoredBaseline,
     StoredEvent,
     Told,
@@ -57,6 +63,7 @@ from tidings.store.records import (
     TrackedRow,
     TrackedValue,
     Undeliverable,
+    UserRecord,
     WindowCounts,
     WindowRecord,
 )
@@ -318,6 +325,103 @@ class Reminders(Protocol):
         """Record it as gone out; ``False`` if it already was (another process won)."""
 
 
+class Access(Protocol):
+    def add_user(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str | None,
+        source: str,
+        now_us: int,
+    ) -> int:
+        """A new staff user (``StoreConflict`` if the username is taken)."""
+
+    def user(self, username: str) -> UserRecord | None: ...
+
+    def user_by_id(self, user_id: int) -> UserRecord | None: ...
+
+    def users(self) -> list[UserRecord]: ...
+
+    def update_user(self, user_id: int, **values: Any) -> None: ...
+
+    def add_key(
+        self, name: str, prefix: str, secret_hash: str, created_by: str, now_us: int
+    ) -> int: ...
+
+    def key_by_prefix(self, prefix: str) -> KeyRecord | None: ...
+
+    def key_by_id(self, key_id: int) -> KeyRecord | None: ...
+
+    def api_keys(self) -> list[KeyRecord]: ...
+
+    def revoke_key(self, key_id: int, now_us: int) -> bool: ...
+
+    def touch_key(self, key_id: int, now_us: int) -> None: ...
+
+    def add_grant(
+        self,
+        *,
+        user_id: int | None,
+        key_id: int | None,
+        role: str,
+        scope: tuple[str, str] | None,
+        source: str,
+        granted_by: str,
+        now_us: int,
+    ) -> int: ...
+
+    def revoke_grant(self, grant_id: int, revoked_by: str, now_us: int) -> bool: ...
+
+    def grants(
+        self,
+        *,
+        user_id: int | None = None,
+        key_id: int | None = None,
+        include_revoked: bool = False,
+    ) -> list[GrantRecord]: ...
+
+    def add_session(self, session: SessionRecord) -> None: ...
+
+    def session(self, id_hash: str) -> SessionRecord | None: ...
+
+    def touch_session(self, id_hash: str, now_us: int) -> None: ...
+
+    def end_sessions(self, *, id_hash: str | None = None, user_id: int | None = None) -> int: ...
+
+    def prune_sessions(self, now_us: int) -> int: ...
+
+    def audit(
+        self, actor: str, action: str, target: str, detail: dict[str, Any], now_us: int
+    ) -> None: ...
+
+    def audit_entries(
+        self,
+        *,
+        limit: int = 200,
+        actor: str | None = None,
+        target: str | None = None,
+        actions: Sequence[str] | None = None,
+    ) -> list[AuditRecord]: ...
+
+    def audit_count(self) -> int: ...
+
+
+class Stats(Protocol):
+    def event_count(self) -> int: ...
+
+    def notice_totals(self) -> list[tuple[str, int, str | None, int]]:
+        """``(channel, status, outcome, count)`` over every notice."""
+
+    def oldest_due_us(self, now_us: int) -> int | None:
+        """When the longest-waiting pending notice fell due (``None``: none is due)."""
+
+    def notices_per_day(self, since_us: int) -> list[tuple[int, str, int, int]]:
+        """``(day since the epoch, channel, status, count)`` of notices created since then."""
+
+    def find_records(self, entity: str, text: str, limit: int) -> list[tuple[str, str]]:
+        """``(source, key)`` of present records whose key or fields contain ``text``."""
+
+
 class Tx(Protocol):
     """One transaction's view of the store."""
 
@@ -347,6 +451,12 @@ class Tx(Protocol):
 
     @property
     def reminders(self) -> Reminders: ...
+
+    @property
+    def access(self) -> Access: ...
+
+    @property
+    def stats(self) -> Stats: ...
 
 
 class Store(Protocol):

@@ -404,3 +404,67 @@ class ReminderDecision:
     due_us: int
     decided_us: int
     idem_key: str | None = None
+
+
+# --- access: staff users, API keys, grants, sessions, the audit log -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    display_name: str
+    password_hash: str | None
+    source: str  # "local" or "oidc"
+    active: bool
+    created_us: int
+    last_active_us: int | None
+    failed_logins: int
+    locked_until_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: int
+    name: str
+    prefix: str
+    secret_hash: str
+    created_by: str
+    created_us: int
+    last_used_us: int | None
+    revoked_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    id: int
+    user_id: int | None
+    key_id: int | None
+    role: str
+    scope_name: str | None
+    scope_value: str | None
+    source: str
+    granted_by: str
+    granted_us: int
+    revoked_us: int | None
+    revoked_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id_hash: str
+    user_id: int
+    csrf: str
+    created_us: int
+    expires_us: int
+    last_seen_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at_us: int
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]

@@ -289,3 +289,81 @@ digest_runs = Table(
     Column("done_us", BigInteger, nullable=False),
     Column("notices", Integer, nullable=False),
 )
+
+# --- access (``tidings serve``): staff users, API keys, grants, sessions, the audit log --------
+
+# Staff who sign in to the console: a local argon2 password, or an identity provider's user.
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", Text, nullable=True),
+    Column("source", String(20), nullable=False),
+    Column("active", SmallInteger, nullable=False, server_default="1"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_active_us", BigInteger, nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until_us", BigInteger, nullable=True),
+)
+
+# API keys for systems: shown once, kept as a SHA-256 of their random secret (a 256-bit
+# secret needs no slow hash), found by their public prefix.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(40), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_by", String(300), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_used_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
+)
+
+# One role for a user or a key, perhaps within a scope; revoked grants stay, for the record.
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=True),
+    Column("key_id", Integer, nullable=True),
+    Column("role", String(40), nullable=False),
+    Column("scope_name", String(100), nullable=True),
+    Column("scope_value", String(200), nullable=True),
+    Column("source", String(300), nullable=False),
+    Column("granted_by", String(300), nullable=False),
+    Column("granted_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+    Column("revoked_by", String(300), nullable=True),
+    Index("ix_grants_user", "user_id"),
+    Index("ix_grants_key", "key_id"),
+)
+
+# Console sessions, by a SHA-256 of the cookie's value (a stolen database holds no cookie).
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+)
+
+# Every admin action, grant and revocation, and every view of a person's data by staff.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Index("ix_audit_at", "at_us"),
+    Index("ix_audit_target", "target"),
+)

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from tidings.store.memory.access import MemoryAccess
 from tidings.store.memory.intake import MemoryHeld, MemoryQuarantine
 from tidings.store.memory.ledger import MemoryEvents, MemoryLedger
 from tidings.store.memory.outbox import MemoryDeferred, MemoryInbox, MemoryOutbox, MemoryPreferences
 from tidings.store.memory.reminders import MemoryReminders
 from tidings.store.memory.state import State
+from tidings.store.memory.stats import MemoryStats
 
 T = TypeVar("T")
 MEMORY_URL = "memory://"
@@ -36,6 +38,8 @@ class MemoryTx:
         self.quarantine = MemoryQuarantine(state)
         self.held = MemoryHeld(state)
         self.reminders = MemoryReminders(state)
+        self.access = MemoryAccess(state)
+        self.stats = MemoryStats(state)
 
 
 class MemoryStore:

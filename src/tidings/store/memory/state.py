@@ -8,11 +8,16 @@ from typing import Any
 from tidings.model import EntityRef
 from tidings.store.records import (
     ACCEPTED,
+    AuditRecord,
     DeferredItem,
+    GrantRecord,
     InboxRecord,
+    KeyRecord,
     PreferenceRecord,
     ReminderDecision,
+    SessionRecord,
     Undeliverable,
+    UserRecord,
 )
 
 
@@ -58,6 +63,11 @@ class State:
     preferences: dict[tuple[str, str], PreferenceRecord] = field(default_factory=dict)
     inbox: dict[int, InboxRecord] = field(default_factory=dict)
     quarantine: dict[int, dict[str, Any]] = field(default_factory=dict)
+    staff_users: dict[int, UserRecord] = field(default_factory=dict)
+    api_keys: dict[int, KeyRecord] = field(default_factory=dict)
+    grants: dict[int, GrantRecord] = field(default_factory=dict)
+    staff_sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    audit_log: list[AuditRecord] = field(default_factory=list)
     held: dict[int, dict[str, Any]] = field(default_factory=dict)
     # (ref, field) -> [value, seq, known_us]
     tracked: dict[tuple[EntityRef, str], list[Any]] = field(default_factory=dict)

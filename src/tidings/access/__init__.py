@@ -1,0 +1,1 @@
+"""Who may do what: roles, permissions, scopes (pure), and the principals that hold them."""
