@@ -30,7 +30,7 @@ from tidings.ingest.tracking import TrackSpec
 from tidings.store import Store
 from tidings.store.codec import to_us
 from tidings.store.protocol import Tx
-from tidings.store.records import GrantRecord, KeyRecord, SessionRecord, UserRecord
+from tidings.store.records import AuditRecord, GrantRecord, KeyRecord, SessionRecord, UserRecord
 
 Clock = Callable[[], datetime]
 
@@ -452,8 +452,15 @@ class AccessControl:
 
     def audit(self, principal: Principal, action: str, target: str, **detail: Any) -> None:
         """Record an action or a view of a person's data (``target`` names it by id)."""
+        self.audit_as(principal.label, action, target, **detail)
+
+    def audit_as(self, actor: str, action: str, target: str, **detail: Any) -> None:
         with self.store.write() as tx:
-            tx.access.audit(principal.label, action, target, detail, self._now())
+            tx.access.audit(actor, action, target, detail, self._now())
+
+    def audit_log(self, limit: int = 200, target: str | None = None) -> list[AuditRecord]:
+        with self.store.read() as tx:
+            return tx.access.audit_entries(limit=limit, target=target)
 
     # --- scopes -------------------------------------------------------------------------
 
