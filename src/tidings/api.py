@@ -129,8 +129,11 @@ class Tidings:
         lines: Iterable[Line],
         fmt: Format = Format.AUTO,
         on_batch: Callable[[int], None] | None = None,
+        *,
+        detail: bool = False,
     ) -> IngestStats:
-        return self._ingestor.ingest(lines, fmt, on_batch)
+        """``detail``: the stats say what became of each line too (``IngestStats.outcomes``)."""
+        return self._ingestor.ingest(lines, fmt, on_batch, detail=detail)
 
     def ingest_files(
         self,

@@ -271,6 +271,21 @@ class MissingField(NamedTuple):
         )
 
 
+class LineOutcome(NamedTuple):
+    """What became of one input line, when asked for (``Ingestor.ingest(detail=True)``):
+    ``status`` is accepted, duplicate, stale, quarantined or skipped; ``id`` the event's id
+    (``None`` for a line that is not an event); for a quarantined line, the record, field and
+    reason it was refused for (never its values)."""
+
+    origin: str
+    number: int
+    status: str
+    id: str | None = None
+    record: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class IngestStats:
     accepted: int = 0
@@ -282,6 +297,8 @@ class IngestStats:
     # skipped = lines.
     skipped: int = 0
     missing_fields: tuple[MissingField, ...] = ()
+    # Each line's outcome in input order, only when asked for (the HTTP API reports per item).
+    outcomes: tuple[LineOutcome, ...] = ()
 
     @property
     def lines(self) -> int:
@@ -295,6 +312,7 @@ class IngestStats:
             self.quarantined + other.quarantined,
             self.skipped + other.skipped,
             _merge_missing(self.missing_fields, other.missing_fields),
+            self.outcomes + other.outcomes,
         )
 
 

@@ -15,9 +15,10 @@ from typing import Any, NamedTuple, cast
 import orjson
 
 from tidings.ingest.validate import Line, Prepared, Rejection, Validated
-from tidings.model import EntityRef
+from tidings.model import EntityRef, LineOutcome
 from tidings.store.codec import from_us
 from tidings.store.records import ACCEPTED, STALE, EventRow, RecordState, StoredEvent
+from tidings.store.storable import ORIGIN_WIDTH, fit_origin
 
 _PARTS = ("source", "entity", "key", "seq", "op", "at", "data")
 
@@ -135,3 +136,45 @@ def _native_line(row: Prepared | EventRow) -> bytes:
     if row[7] is not None:
         event["data"] = orjson.loads(row[7])
     return orjson.dumps(event)
+
+
+def line_outcomes(
+    batch: Validated, stored: Sequence[EventRow], rejections: Sequence[Rejection]
+) -> tuple[LineOutcome, ...]:
+    """What became of each line of ``batch``, in its order, given the rows stored and every
+    rejection: quarantined if rejected; accepted or stale if its row was stored; a duplicate
+    if it made a row that was not stored (its id was seen before); else skipped. Lines are
+    matched by origin, as rows carry it (``name:number``)."""
+    written = {row[8]: row for row in stored}
+    made = {row[8]: row[0] for row in batch.rows}
+    refused = {_place(r.line.origin, r.line.number): r for r in rejections}
+    outcomes: list[LineOutcome] = []
+    for origin, number, _ in batch.source:
+        where = _place(origin, number)
+        rejection = refused.get(where)
+        row = written.get(where)
+        if rejection is not None:
+            outcomes.append(
+                LineOutcome(
+                    origin,
+                    number,
+                    "quarantined",
+                    None,
+                    rejection.record,
+                    rejection.field,
+                    rejection.reason,
+                )
+            )
+        elif row is not None:
+            status = "stale" if row[9] == STALE else "accepted"
+            outcomes.append(LineOutcome(origin, number, status, row[0]))
+        elif where in made:
+            outcomes.append(LineOutcome(origin, number, "duplicate", made[where]))
+        else:
+            outcomes.append(LineOutcome(origin, number, "skipped"))
+    return tuple(outcomes)
+
+
+def _place(origin: str, number: int) -> str:
+    where = f"{origin}:{number}"  # as ``validate_batch`` names a row's origin
+    return fit_origin(where) if len(where) > ORIGIN_WIDTH else where

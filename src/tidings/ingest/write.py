@@ -21,7 +21,15 @@ from typing import NamedTuple
 
 from tidings.config import Config
 from tidings.errors import StoreConflict, StoreDataError
-from tidings.ingest.dedup import Planned, Sorted, against_log, prepare, refs_of, rejection_of
+from tidings.ingest.dedup import (
+    Planned,
+    Sorted,
+    against_log,
+    line_outcomes,
+    prepare,
+    refs_of,
+    rejection_of,
+)
 from tidings.ingest.parallel import (
     INLINE_BATCHES,
     Chunk,
@@ -78,18 +86,23 @@ class Ingestor:
         lines: Iterable[Line],
         fmt: Format = Format.AUTO,
         on_batch: Callable[[int], None] | None = None,
+        *,
+        detail: bool = False,
     ) -> IngestStats:
-        """Ingest every line; ``on_batch(n)`` is told how many lines each batch consumed."""
+        """Ingest every line; ``on_batch(n)`` is told how many lines each batch consumed.
+        ``detail``: the stats also say what became of each line (``outcomes``); such an
+        ingest stays in this process."""
         total = IngestStats()
         validator = Validator(self._config, fmt)
         batches = batched(iter(lines), self._config.ingest.batch_size)
+        workers = 0 if detail else self._workers
         with paused_gc():
-            inline = islice(batches, INLINE_BATCHES) if self._workers else batches
+            inline = islice(batches, INLINE_BATCHES) if workers else batches
             for batch in inline:
-                total = total + self.write(validate_batch(validator, batch))
+                total = total + self.write(validate_batch(validator, batch), detail=detail)
                 if on_batch is not None:
                     on_batch(len(batch))
-            if self._workers:
+            if workers:
                 for count, stats in self._in_workers(batches, fmt):
                     total = total + stats
                     if on_batch is not None:
@@ -158,10 +171,12 @@ class Ingestor:
             raise ValueError("this Ingestor was built without a clock; pass now_us to write()")
         return to_us(self._clock())
 
-    def write(self, batch: Validated, now_us: int | None = None) -> IngestStats:
+    def write(
+        self, batch: Validated, now_us: int | None = None, *, detail: bool = False
+    ) -> IngestStats:
         """Store one validated batch in one transaction: new events, dirty flags, quarantine."""
         planned = self.prepare(batch, now_us)
-        return self.store(planned, self.look_up(planned))
+        return self.store(planned, self.look_up(planned), detail=detail)
 
     def prepare(self, batch: Validated, now_us: int | None = None) -> Planned:
         """The part of writing a batch that needs no store, so a worker does it before it
@@ -178,10 +193,12 @@ class Ingestor:
         sorted_out = against_log(planned.rows, planned.refs, states, {}, planned.batch)
         return LookedUp(sorted_out, window_id)
 
-    def store(self, planned: Planned, looked: LookedUp | None = None) -> IngestStats:
+    def store(
+        self, planned: Planned, looked: LookedUp | None = None, *, detail: bool = False
+    ) -> IngestStats:
         """Write a prepared batch. If the store refuses a value, the batch is split until the
         line it refuses is found: that line is quarantined and every other line stored."""
-        stats, _ = self._store_batch(planned, looked, quarantining=True)
+        stats, _ = self._store_batch(planned, looked, quarantining=True, detail=detail)
         return stats
 
     def write_events(
@@ -194,7 +211,12 @@ class Ingestor:
         return self._store_batch(self.prepare(batch), None, quarantining=quarantining)
 
     def _store_batch(
-        self, planned: Planned, looked: LookedUp | None, *, quarantining: bool
+        self,
+        planned: Planned,
+        looked: LookedUp | None,
+        *,
+        quarantining: bool,
+        detail: bool = False,
     ) -> tuple[IngestStats, list[Rejection]]:
         """``quarantining=False`` hands rejections back instead of quarantining them."""
         batch = planned.batch
@@ -202,12 +224,13 @@ class Ingestor:
             planned.rows, planned.rejected, planned, looked, quarantining
         )
         stats = IngestStats(
-            kept - stale,
+            len(kept) - stale,
             planned.repeats + repeats,
             stale,
             len(planned.rejected) + len(refused),
             batch.skipped,
             batch.missing,
+            line_outcomes(batch, kept, [*planned.rejected, *refused]) if detail else (),
         )
         return stats, [*planned.rejected, *refused] if not quarantining else []
 
@@ -218,9 +241,9 @@ class Ingestor:
         planned: Planned,
         looked: LookedUp | None,
         quarantining: bool,
-    ) -> tuple[int, int, int, list[Rejection]]:
-        """``(stored, of which stale, duplicates, rejections found here)`` for ``rows``, which
-        are halved while the store refuses them; a single refused row is quarantined."""
+    ) -> tuple[list[EventRow], int, int, list[Rejection]]:
+        """``(rows stored, of which stale, duplicates, rejections found here)`` for ``rows``,
+        which are halved while the store refuses them; a single refused row is quarantined."""
         try:
             # Events are written as new (no look-up of their ids: most are); one whose id is
             # stored already makes the write fail, and it is written again, every id looked
@@ -264,7 +287,7 @@ class Ingestor:
                     tx.quarantine.add(
                         [quarantined(r) for r in [*rejected, refused]], planned.now_us
                     )
-            return 0, 0, 0, [refused]
+            return [], 0, 0, [refused]
 
     @staticmethod
     def _transaction(
@@ -276,7 +299,7 @@ class Ingestor:
         quarantining: bool,
         every_id: bool,
         tracked: TrackSpec,
-    ) -> tuple[int, int, int, list[Rejection]]:
+    ) -> tuple[list[EventRow], int, int, list[Rejection]]:
         if not every_id and looked is not None and tx.ledger.last_window_id() == looked.window_id:
             sorted_out = looked.sorted  # no close ran since: what was worked out still holds
         else:
@@ -292,7 +315,7 @@ class Ingestor:
             tx.events.mark_dirty(dirty)
         if quarantining and (rejected or conflicts):
             tx.quarantine.add([quarantined(r) for r in [*rejected, *conflicts]], planned.now_us)
-        return len(kept), stale, repeats, conflicts
+        return kept, stale, repeats, conflicts
 
 
 class LookedUp(NamedTuple):

@@ -142,6 +142,25 @@ class SqlStore:
             with contextlib.suppress(sqlite3.OperationalError):
                 raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def schema_problem(self) -> str | None:
+        """Why this database's schema is not the newest migration (``None``: it is)."""
+        from alembic.migration import MigrationContext
+
+        with _mapped("database read failed"), self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current != self._head:
+            return (
+                f"the database schema is at migration {current or 'none'}, not {self._head}; "
+                "run any tidings command against it to migrate it"
+            )
+        return None
+
+    @cached_property
+    def _head(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
+
     def dispose(self) -> None:
         self.engine.dispose()
 

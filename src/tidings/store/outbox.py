@@ -244,6 +244,10 @@ class SqlOutbox:
         )
         return int(result.rowcount or 0)
 
+    def by_id(self, notice_id: int) -> NoticeRecord | None:
+        row = self._conn.execute(select(notices).where(notices.c.id == notice_id)).first()
+        return None if row is None else _record(row)
+
     def by_provider_ref(self, provider_ref: str) -> NoticeRecord | None:
         row = self._conn.execute(
             select(notices).where(notices.c.provider_ref == provider_ref)

@@ -215,6 +215,9 @@ class Outbox(Protocol):
     def forget(self, address: str, now_us: int) -> int | None:
         """Clear an address's mark and release its held notices (``None``: not marked)."""
 
+    def by_id(self, notice_id: int) -> NoticeRecord | None:
+        """One notice by its id (``None``: no such notice)."""
+
     def by_provider_ref(self, provider_ref: str) -> NoticeRecord | None: ...
 
     def set_outcome(self, notice_id: int, values: Mapping[str, Any]) -> None:
@@ -251,6 +254,10 @@ class Quarantine(Protocol):
     def add(self, rejected: Sequence[Rejected], now_us: int) -> int:
         """Quarantine lines; one already open (the same place and text) is not added twice.
         Returns how many were new."""
+
+    def open_ids(self, origin: str, lines: Mapping[int, bytes]) -> dict[int, int]:
+        """The ids of the open entries holding these lines (number -> bytes as read) of
+        ``origin``: where an ingest put the lines it quarantined."""
 
     def entries(self, status: str | None, limit: int, ids: Sequence[int] | None) -> list[Entry]: ...
 
@@ -409,6 +416,9 @@ class Access(Protocol):
 class Stats(Protocol):
     def event_count(self) -> int: ...
 
+    def net_changes_total(self) -> int:
+        """Net changes found by every window closed."""
+
     def notice_totals(self) -> list[tuple[str, int, str | None, int]]:
         """``(channel, status, outcome, count)`` over every notice."""
 
@@ -482,5 +492,8 @@ class Store(Protocol):
 
     def checkpoint(self) -> None:
         """After a bulk load: fold SQLite's write-ahead log into the database file."""
+
+    def schema_problem(self) -> str | None:
+        """Why the schema is not the newest migration (``None``: it is), for readiness."""
 
     def dispose(self) -> None: ...

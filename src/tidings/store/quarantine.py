@@ -6,7 +6,7 @@ too, so a replay reads exactly what arrived.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -94,6 +94,24 @@ class SqlQuarantine:
                     )
                 )
                 found.update((origin, line, raw) for line, raw in rows)
+        return found
+
+    def open_ids(self, origin: str, lines: Mapping[int, bytes]) -> dict[int, int]:
+        """The open entry holding each of these lines (number -> text) of ``origin``."""
+        wanted = {number: line_text(raw)[0] for number, raw in lines.items()}
+        numbers = sorted(wanted)
+        found: dict[int, int] = {}
+        for start in range(0, len(numbers), CHUNK):
+            rows = self._conn.execute(
+                select(quarantine.c.id, quarantine.c.line, quarantine.c.raw).where(
+                    quarantine.c.origin == fit_origin(origin),
+                    quarantine.c.line.in_(numbers[start : start + CHUNK]),
+                    quarantine.c.status == OPEN,
+                )
+            )
+            for entry_id, line, raw in rows:
+                if wanted.get(line) == raw:
+                    found[line] = max(found.get(line, 0), int(entry_id))
         return found
 
     def entries(self, status: str | None, limit: int, ids: Sequence[int] | None) -> list[Entry]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, or_, select
 
 from tidings.store.records import PENDING
-from tidings.store.schema import entities, events, notices
+from tidings.store.schema import entities, events, notices, windows
 
 DAY_US = 86_400_000_000
 
@@ -16,6 +16,12 @@ class SqlStats:
 
     def event_count(self) -> int:
         return int(self._conn.scalar(select(func.count()).select_from(events)) or 0)
+
+    def net_changes_total(self) -> int:
+        """Net changes found by every window closed (one sum, however many windows)."""
+        return int(
+            self._conn.scalar(select(func.coalesce(func.sum(windows.c.net_changes), 0))) or 0
+        )
 
     def notice_totals(self) -> list[tuple[str, int, str | None, int]]:
         """``(channel, status, outcome, count)`` over every notice."""

@@ -80,5 +80,8 @@ class MemoryStore:
     def checkpoint(self) -> None:
         return None
 
+    def schema_problem(self) -> None:
+        return None  # memory has no migrations: always the current shape
+
     def dispose(self) -> None:
         return None

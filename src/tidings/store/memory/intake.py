@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tidings.store.codec import from_us
 from tidings.store.memory.state import State
@@ -16,7 +16,7 @@ from tidings.store.records import (
     Hold,
     Rejected,
 )
-from tidings.store.storable import line_text, storable
+from tidings.store.storable import fit_origin, line_text, storable
 
 
 class MemoryQuarantine:
@@ -39,6 +39,15 @@ class MemoryQuarantine:
             self._s.quarantine[entry_id] = {"id": entry_id, **row}
             added += 1
         return added
+
+    def open_ids(self, origin: str, lines: Mapping[int, bytes]) -> dict[int, int]:
+        wanted = {number: line_text(raw)[0] for number, raw in lines.items()}
+        place = fit_origin(origin)
+        found: dict[int, int] = {}
+        for entry_id, e in self._s.quarantine.items():
+            if e["status"] == OPEN and e["origin"] == place and wanted.get(e["line"]) == e["raw"]:
+                found[e["line"]] = max(found.get(e["line"], 0), entry_id)
+        return found
 
     def entries(self, status: str | None, limit: int, ids: Sequence[int] | None) -> list[Entry]:
         wanted = None if ids is None else set(ids)

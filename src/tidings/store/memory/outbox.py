@@ -191,6 +191,10 @@ class MemoryOutbox:
             n.update(released_address(now_us))
         return len(found)
 
+    def by_id(self, notice_id: int) -> NoticeRecord | None:
+        found = self._s.notices.get(notice_id)
+        return None if found is None else _notice(found)
+
     def by_provider_ref(self, provider_ref: str) -> NoticeRecord | None:
         found = self._where(lambda n: n["provider_ref"] == provider_ref)
         return _notice(found[0]) if found else None

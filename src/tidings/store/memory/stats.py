@@ -16,6 +16,9 @@ class MemoryStats:
     def event_count(self) -> int:
         return len(self._s.events)
 
+    def net_changes_total(self) -> int:
+        return sum(w.get("net_changes", 0) for w in self._s.windows.values())
+
     def notice_totals(self) -> list[tuple[str, int, str | None, int]]:
         counted = Counter(
             (n["channel"], n["status"], n.get("outcome")) for n in self._s.notices.values()
