@@ -15,14 +15,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings import __version__
 from tidings.access.control import AccessControl
 from tidings.api import Tidings
 from tidings.links import LinkSigner
+from tidings.web.console.render import error_page as console_error
 from tidings.web.context import WebContext
 from tidings.web.guard import ConsoleForbidden, SignInRequired, sign_in_url
 
@@ -157,6 +159,9 @@ def create_app(
         notify_token=env.get(config.serve.notify_callback_token_env) or None,
         extras=extras if extras is not None else {},
     )
+    oidc = config.access.oidc
+    if oidc is not None and env.get(oidc.client_secret_env):
+        ctx.extras.setdefault("oidc_client_secret", env[oidc.client_secret_env])
     app = FastAPI(
         title="Tidings",
         version=__version__,
@@ -170,10 +175,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if request.url.path.startswith("/console") and exc.status_code in (404, 405):
-            return PlainTextResponse(
-                f"{exc.status_code}: {exc.detail}", status_code=exc.status_code
-            )
+        if request.url.path.startswith("/console"):
+            return console_error(request, exc.status_code, str(exc.detail))
         return _problem(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -203,15 +206,18 @@ def create_app(
 
     @app.exception_handler(ConsoleForbidden)
     async def forbidden(request: Request, exc: ConsoleForbidden) -> Response:
-        return PlainTextResponse(
+        return console_error(
+            request,
+            403,
             f"Your roles ({', '.join(exc.principal.roles) or 'none'}) do not allow "
             f"{exc.permission.value}. Ask an admin, or see Access for who can grant it.",
-            status_code=403,
         )
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
         # The traceback goes to the server's log by uvicorn; the client learns nothing of it.
+        if request.url.path.startswith("/console"):
+            return console_error(request, 500, "Tidings failed on this request.")
         return _problem(500, "Tidings failed on this request; the server's log has the details")
 
     @app.middleware("http")
@@ -226,9 +232,13 @@ def create_app(
         return response
 
     from tidings.web import api, console, ops
+    from tidings.web.console import oidc as oidc_routes
 
-    app.include_router(ops.router)
+    app.include_router(ops.router, include_in_schema=False)
     app.include_router(api.router, prefix="/v1")
-    app.include_router(console.router, prefix="/console")
+    # The console's pages are for people, not in the API's contract.
+    app.include_router(console.router, prefix="/console", include_in_schema=False)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
+    app.include_router(oidc_routes.router, prefix="/console", include_in_schema=False)
     app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
     return app

@@ -166,7 +166,8 @@ class ConsoleRequires:
         if principal is None or principal.kind != "user":
             if self.form:
                 raise HTTPException(401, "sign in first")
-            raise SignInRequired(request.url.path)
+            query = request.url.query
+            raise SignInRequired(request.url.path + (f"?{query}" if query else ""))
         if not principal.can(self.permission):
             raise ConsoleForbidden(self.permission, principal)
         if self.form:
