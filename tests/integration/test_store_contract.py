@@ -142,7 +142,7 @@ def test_notices_are_claimed_once_settled_under_their_lease_and_held_for_bad_add
     with store.write() as tx:
         stale_lease = (DELIVERED, None, 5, "delivered", None, "ref-1", 1, 0, claim.id, 1)
         ours = (FAILED, None, None, "failed", "550 no", None, 1, 0, claim.id, 900)
-        assert tx.outbox.record([stale_lease, ours]) == [False, True]
+        assert tx.outbox.record([stale_lease, ours], 1) == [False, True]
         assert tx.outbox.mark_undeliverable("t@x.example", "email", "550 no", claim.id, 7) == 1
     with store.read() as tx:
         by_key = {n.idem_key: n for n in tx.outbox.all()}
@@ -151,6 +151,11 @@ def test_notices_are_claimed_once_settled_under_their_lease_and_held_for_bad_add
         assert [n.idem_key for n in tx.outbox.attention(10)] == ["k1", "k2"]
         assert [n.idem_key for n in tx.outbox.held_for(["T2"])] == ["k2"]
         assert tx.outbox.counts() == {FAILED: 1, HELD: 1}
+        # Only the outcome whose claim held is kept as an attempt, at the time given.
+        assert [
+            (a.at_us, a.attempt, a.status, a.reason, a.kind)
+            for a in tx.outbox.attempts_of(claim.id)
+        ] == [(1, 1, FAILED, "550 no", "attempt")]
     with store.write() as tx:
         assert tx.outbox.forget("t@x.example", 50) == 1
         assert tx.outbox.forget("t@x.example", 50) is None

@@ -382,6 +382,21 @@ def test_a_notice_page_explains_events_rule_template_and_delivery(region: Web) -
     assert "placements.jsonl:2" in html  # where P2's event came from
     assert "Retry this notice" in html
     assert client.get("/console/notices/999999").status_code == 404
+    assert len(re.findall(r"<tr><td>", _attempts(html))) == 1
+
+    # Retried by hand and delivered: the page lists both attempts, not just the last.
+    outbox.retry(region.tidings.store, [failed], region.clock())
+    dispatch(region.tidings)
+    rows = re.findall(r"<tr><td>.*?</tr>", _attempts(client.get(f"/console/notices/{failed}").text))
+    assert len(rows) == 2
+    assert "SMTP 550" in rows[0]
+    assert "<td>delivered</td>" in rows[1]
+
+
+def _attempts(html: str) -> str:
+    found = re.search(r'<table class="table table--small" id="attempts">.*?</table>', html, re.S)
+    assert found is not None, "the page has no attempts table"
+    return found.group(0)
 
 
 def test_searching_people_finds_by_name_and_by_id(region: Web) -> None:

@@ -152,7 +152,7 @@ def apply_receipt(
                 "outcome": "transient",
                 "reason": outcome.reason,
             }
-        tx.outbox.set_outcome(notice.id, values)
+        tx.outbox.set_outcome(notice.id, values, to_us(now))
         if isinstance(outcome, PermanentFailure) and outcome.bad_address and notice.address:
             tx.outbox.mark_undeliverable(
                 notice.address, notice.channel, outcome.reason, notice.id, to_us(now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tidings.store.bulk import insert_rows
@@ -22,6 +22,7 @@ from tidings.store.records import (
     NOTICE_COLUMNS,
     PENDING,
     SENDING,
+    AttemptRecord,
     Claim,
     NoticeRecord,
     NoticeRow,
@@ -32,7 +33,7 @@ from tidings.store.records import (
     released_to,
     retried_by_hand,
 )
-from tidings.store.schema import notices, undeliverable
+from tidings.store.schema import notice_attempts, notices, undeliverable
 
 # One outcome, written only while our claim (status sending, our lease) still holds.
 _RECORD = (
@@ -119,9 +120,46 @@ class SqlOutbox:
         claims.sort(key=lambda c: c.id)
         return claims
 
-    def record(self, rows: Sequence[OutcomeRow]) -> list[bool]:
+    def record(self, rows: Sequence[OutcomeRow], now_us: int) -> list[bool]:
         sql = _RECORD.replace("?", param_mark(self._conn))
-        return [bool(self._conn.exec_driver_sql(sql, row).rowcount) for row in rows]
+        written = [bool(self._conn.exec_driver_sql(sql, row).rowcount) for row in rows]
+        attempts = [
+            {
+                "notice_id": row[8],
+                "at_us": now_us,
+                "attempt": row[6],
+                "status": row[0],
+                "outcome": row[3],
+                "reason": row[4],
+                "provider_ref": row[5],
+                "kind": "attempt",
+            }
+            for row, ok in zip(rows, written, strict=True)
+            if ok
+        ]
+        if attempts:
+            self._conn.execute(insert(notice_attempts), attempts)
+        return written
+
+    def attempts_of(self, notice_id: int) -> list[AttemptRecord]:
+        rows = self._conn.execute(
+            select(notice_attempts)
+            .where(notice_attempts.c.notice_id == notice_id)
+            .order_by(notice_attempts.c.id)
+        )
+        return [
+            AttemptRecord(
+                r.notice_id,
+                r.at_us,
+                r.attempt,
+                r.status,
+                r.outcome,
+                r.reason,
+                r.provider_ref,
+                r.kind,
+            )
+            for r in rows
+        ]
 
     def hand_back(self, notice_id: int, lease_us: int, due_us: int, why: str) -> None:
         self._conn.execute(
@@ -254,5 +292,27 @@ class SqlOutbox:
         ).first()
         return None if row is None else _record(row)
 
-    def set_outcome(self, notice_id: int, values: Mapping[str, Any]) -> None:
+    def set_outcome(self, notice_id: int, values: Mapping[str, Any], now_us: int) -> None:
         self._conn.execute(update(notices).where(notices.c.id == notice_id).values(**values))
+        found = self._conn.execute(
+            select(
+                notices.c.status,
+                notices.c.attempts,
+                notices.c.outcome,
+                notices.c.reason,
+                notices.c.provider_ref,
+            ).where(notices.c.id == notice_id)
+        ).first()
+        if found is not None:
+            self._conn.execute(
+                insert(notice_attempts).values(
+                    notice_id=notice_id,
+                    at_us=now_us,
+                    attempt=found.attempts,
+                    status=found.status,
+                    outcome=found.outcome,
+                    reason=found.reason,
+                    provider_ref=found.provider_ref,
+                    kind="receipt",
+                )
+            )

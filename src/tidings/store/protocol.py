@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from tidings.model import EntityRef, Record
 from tidings.store.records import (
+    AttemptRecord,
     AuditRecord,
     Baseline,
     Claim,
@@ -171,8 +172,12 @@ class Outbox(Protocol):
     ) -> list[Claim]:
         """Due notices (and those whose claim ran out), marked sending under a new lease."""
 
-    def record(self, rows: Sequence[OutcomeRow]) -> list[bool]:
-        """Write outcomes, each only while its claim holds; whether each was written."""
+    def record(self, rows: Sequence[OutcomeRow], now_us: int) -> list[bool]:
+        """Write outcomes, each only while its claim holds; whether each was written. Each
+        one written is also kept as an attempt (``attempts_of``)."""
+
+    def attempts_of(self, notice_id: int) -> list[AttemptRecord]:
+        """Every attempt and receipt of a notice, oldest first."""
 
     def hand_back(self, notice_id: int, lease_us: int, due_us: int, why: str) -> None: ...
 
@@ -220,7 +225,7 @@ class Outbox(Protocol):
 
     def by_provider_ref(self, provider_ref: str) -> NoticeRecord | None: ...
 
-    def set_outcome(self, notice_id: int, values: Mapping[str, Any]) -> None:
+    def set_outcome(self, notice_id: int, values: Mapping[str, Any], now_us: int) -> None:
         """A provider's later receipt: status, outcome, reason (and due_us) of one notice."""
 
 

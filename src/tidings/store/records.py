@@ -168,6 +168,20 @@ def released_address(now_us: int) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One delivery attempt of a notice, or a provider's later receipt for it."""
+
+    notice_id: int
+    at_us: int
+    attempt: int
+    status: int
+    outcome: str | None
+    reason: str | None
+    provider_ref: str | None
+    kind: str  # "attempt" or "receipt"
+
+
+@dataclass(frozen=True, slots=True)
 class NoticeRecord:
     """One notice as the outbox holds it."""
 

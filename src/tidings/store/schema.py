@@ -160,6 +160,23 @@ notices = Table(
     Index("ix_notices_provider_ref", "provider_ref"),
 )
 
+# Every delivery attempt and later receipt of a notice, for the console's explain page (the
+# notice row keeps only the latest).
+notice_attempts = Table(
+    "notice_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", Integer, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("outcome", String(20), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("provider_ref", String(200), nullable=True),
+    Column("kind", String(10), nullable=False),
+    Index("ix_notice_attempts_notice", "notice_id", "id"),
+)
+
 # Addresses a provider said are undeliverable; later notices to them are held.
 undeliverable = Table(
     "undeliverable",

@@ -13,6 +13,7 @@ from tidings.store.records import (
     NOTICE_COLUMNS,
     PENDING,
     SENDING,
+    AttemptRecord,
     Claim,
     DeferredItem,
     DeferredRow,
@@ -92,7 +93,7 @@ class MemoryOutbox:
         claims.sort(key=lambda c: c.id)
         return claims
 
-    def record(self, rows: Sequence[OutcomeRow]) -> list[bool]:
+    def record(self, rows: Sequence[OutcomeRow], now_us: int) -> list[bool]:
         written = []
         for status, due, sent, outcome, reason, ref, attempts, limits, notice_id, lease in rows:
             n = self._s.notices.get(notice_id)
@@ -108,7 +109,13 @@ class MemoryOutbox:
             if ref is not None:
                 n["provider_ref"] = ref
             written.append(True)
+            self._s.attempts.append(
+                AttemptRecord(notice_id, now_us, attempts, status, outcome, reason, ref, "attempt")
+            )
         return written
+
+    def attempts_of(self, notice_id: int) -> list[AttemptRecord]:
+        return [a for a in self._s.attempts if a.notice_id == notice_id]
 
     def hand_back(self, notice_id: int, lease_us: int, due_us: int, why: str) -> None:
         n = self._s.notices.get(notice_id)
@@ -199,8 +206,21 @@ class MemoryOutbox:
         found = self._where(lambda n: n["provider_ref"] == provider_ref)
         return _notice(found[0]) if found else None
 
-    def set_outcome(self, notice_id: int, values: Mapping[str, Any]) -> None:
-        self._s.notices[notice_id].update(values)
+    def set_outcome(self, notice_id: int, values: Mapping[str, Any], now_us: int) -> None:
+        n = self._s.notices[notice_id]
+        n.update(values)
+        self._s.attempts.append(
+            AttemptRecord(
+                notice_id,
+                now_us,
+                n["attempts"],
+                n["status"],
+                n.get("outcome"),
+                n.get("reason"),
+                n.get("provider_ref"),
+                "receipt",
+            )
+        )
 
 
 class MemoryDeferred:

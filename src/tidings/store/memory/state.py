@@ -8,6 +8,7 @@ from typing import Any
 from tidings.model import EntityRef
 from tidings.store.records import (
     ACCEPTED,
+    AttemptRecord,
     AuditRecord,
     DeferredItem,
     GrantRecord,
@@ -68,6 +69,7 @@ class State:
     grants: dict[int, GrantRecord] = field(default_factory=dict)
     staff_sessions: dict[str, SessionRecord] = field(default_factory=dict)
     audit_log: list[AuditRecord] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
     held: dict[int, dict[str, Any]] = field(default_factory=dict)
     # (ref, field) -> [value, seq, known_us]
     tracked: dict[tuple[EntityRef, str], list[Any]] = field(default_factory=dict)

@@ -278,6 +278,7 @@ def notice(
     store = ctx.tidings.store
     with store.read() as tx:
         found = tx.outbox.by_id(notice_id) if 0 < notice_id < 2**63 else None
+        attempts = tx.outbox.attempts_of(notice_id) if found is not None else []
     if found is None or not ctx.access.may_see_person(principal, found.recipient):
         raise HTTPException(404, "There is no such notice, or it is outside your scope.")
     changes = _payload_changes(found)
@@ -321,6 +322,18 @@ def notice(
         medium=medium,
         can_act=principal.can(Permission.ATTENTION_ACT),
         name=people_name(ctx, found.recipient),
+        attempts=[
+            {
+                "at_us": a.at_us,
+                "kind": a.kind,
+                "attempt": a.attempt,
+                "status": STATUS_NAMES.get(a.status, str(a.status)),
+                "outcome": a.outcome or "",
+                "reason": a.reason or "",
+                "provider_ref": a.provider_ref or "",
+            }
+            for a in attempts
+        ],
     )
 
 
