@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.created-stamp
 DEMO_STAMP := $(VENV)/.installed-demo-stamp
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean browser
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -33,15 +33,22 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# The browser tests drive Debian's chromium through Playwright; no browser is ever downloaded.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 # Two workers: the machines have two cores, and the slow tests (real servers, fuzzing,
 # SIGKILL loops) are independent of each other.
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_close.py
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/remind_report.py
+	$(BIN)/python bench/serve_http.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out bench-out

@@ -13,7 +13,8 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     │       └── StoreConflict          a row with that key is there already
     ├── WindowError            a window cannot be closed as asked (for example a bad --at time)
     ├── LinkError              a link's token is malformed, altered, or not signed by us
-    └── AccessError            a sign-in, API key or grant was refused (names no secret)
+    ├── AccessError            a sign-in, API key or grant was refused (names no secret)
+    └── ListenError            tidings serve cannot listen where [serve] says (port taken...)
 """
 
 from __future__ import annotations
@@ -104,3 +105,8 @@ class LinkError(TidingsError):
 class AccessError(TidingsError):
     """A sign-in, key or grant was refused: unknown user, wrong password, locked account,
     revoked key, a role or scope that does not exist. The message names no secret."""
+
+
+class ListenError(TidingsError):
+    """``tidings serve`` cannot listen on the configured address: the port is taken, the host
+    unknown, or a privileged port needs rights the process lacks."""

@@ -7,11 +7,16 @@ import email.policy
 import json
 import os
 import re
+import shlex
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tidings.channels.smtp import message_id_for
@@ -63,11 +68,16 @@ def test_the_demo_runs_a_day_end_to_end_and_every_check_passes(tmp_path: Path) -
         for suffix in ("csv", "xlsx", "html"):
             assert (out / "reports" / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
 
-    # Repeatable: the old store and emails are replaced, so a second run tells the same story.
+    # Its last step: how to open the console, and the command it prints works.
+    _check_console(done.stdout)
+
+    # Repeatable: the old store and emails are replaced, so a second run tells the same story
+    # (but for the admin's password, made afresh, and the port its SMTP server got).
     (out / "mail" / "left-over.eml").write_bytes(b"Subject: from an earlier run\r\n\r\n")
     again = run_demo("--out", str(out), "--trainees", "200")
     assert again.returncode == 0, (again.stdout, again.stderr)
-    assert again.stdout == done.stdout
+    assert _password(again.stdout) != _password(done.stdout)
+    assert _same_story(again.stdout) == _same_story(done.stdout)
     assert sorted(p.name for p in (out / "mail").iterdir()) == delivered
 
 
@@ -137,6 +147,79 @@ def _check_delivery(out: Path, stdout: str) -> list[str]:
     )
     assert message["Subject"] in [m["title"] for m in json.loads(box.stdout)]
     return sorted(names)
+
+
+def _password(stdout: str) -> str:
+    found = re.search(r"^  username admin, password (\S+)$", stdout, re.MULTILINE)
+    assert found is not None, stdout
+    return found[1]
+
+
+def _same_story(stdout: str) -> str:
+    """The output without what differs from run to run by design."""
+    told = re.sub(r"password \S+", "password PASSWORD", stdout)
+    return re.sub(r"--port \d+", "--port PORT", told)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_console(stdout: str) -> None:
+    """The printed `tidings serve` command starts the service on the demo's data (on a free
+    port, so a busy 8080 cannot fail the test), and the printed admin can sign in."""
+    tail = stdout.split("The staff console on this data", 1)[1]
+    command = re.search(r"^  (\S+ serve --config \S+)$", tail, re.MULTILINE)
+    assert command is not None, tail
+    assert "http://127.0.0.1:8080/console/" in tail
+    assert "http://127.0.0.1:8080/v1/docs" in tail
+    assert re.search(r"^  \S+ -m tidings\.demo\.smtp_server --port \d+ --save-dir \S+$", tail, re.M)
+    password = _password(stdout)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    service = subprocess.Popen(
+        [*shlex.split(command[1]), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert service.poll() is None, service.communicate()
+            assert time.monotonic() < deadline, "the service did not answer /healthz"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=30) as browser:
+            form = browser.get("/console/sign-in")
+            assert form.status_code == 200
+            token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+            assert token is not None, form.text
+            signed_in = browser.post(
+                "/console/sign-in",
+                data={"username": "admin", "password": password, "signin_token": token[1]},
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            assert signed_in.headers["location"] == "/console/"
+            dashboard = browser.get("/console/")
+            assert dashboard.status_code == 200, dashboard.text
+            assert "Sign in" not in dashboard.text.split("<title>", 1)[-1].split("</title>")[0]
+            wrong = browser.post(
+                "/console/sign-in",
+                data={"username": "admin", "password": "not-it", "signin_token": token[1]},
+            )
+            assert wrong.status_code in (400, 403)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, log = service.communicate(timeout=60)
+    assert service.returncode == 0, log
+    assert password not in log
 
 
 def test_the_demo_refuses_a_region_too_small_to_be_messy(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal, cast
 
@@ -13,6 +15,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from tidings.api import Tidings
 from tidings.cli.common import (
     ID_MAX,
     ConfigOption,
@@ -86,83 +89,129 @@ def run(
     ids, addresses or data)."""
     start_logging(log_format, log_level)
     with open_app(config) as tidings:
-        delivery = tidings.require_delivery()
+        tidings.require_delivery()
 
-        def close(at: datetime) -> None:
-            _log_close("window closed", tidings.close(at), tidings.last_notices())
-
-        def prompt_close(now: datetime) -> None:
-            result = tidings.close_prompt(now)
-            if result is not None and result.window_id is not None:
-                _log_close("prompt close", result, tidings.last_notices())
-
-        def remind(now: datetime) -> None:
-            result = tidings.send_reminders(now)
-            plan = result.plan
-            if result.sent or result.skipped or result.held or plan.needs_attention:
-                problems = len(plan.failed) + len(plan.unaddressed) + len(plan.unreadable)
-                figures = {
-                    "sent": result.sent,
-                    "notices": result.notices,
-                    "held": result.held,
-                    "skipped": result.skipped,
-                    "skipped_by_reason": dict(sorted(result.by_reason.items())),
-                    "condition_failed": len(plan.failed),
-                    "naming_nobody": len(plan.unaddressed),
-                    "date_unreadable": len(plan.unreadable),
-                }
-                level = logging.WARNING if problems or result.held else logging.INFO
-                log.log(level, "reminders sent", extra={"fields": figures})
-
-        jobs: list[tuple[str, Callable[[datetime], object]]] = [("prompt close", prompt_close)]
-        if tidings.config.reminders:
-            jobs.append(("reminders", remind))
-        if tidings.digests is not None and tidings.digests.configured:
-
-            def digests(now: datetime) -> None:
-                for done in tidings.send_report_digests(now):
-                    if done.sent:
-                        figures = {
-                            "report": done.report,
-                            "period": done.period,
-                            "notices": done.notices,
-                            "held": done.held,
-                            "scopes": done.scopes,
-                            "scopes_without_manager": len(done.unmanaged),
-                            "opted_out": done.opted_out,
-                        }
-                        level = logging.WARNING if done.unmanaged or done.held else logging.INFO
-                        log.log(level, "managers' digests sent", extra={"fields": figures})
-
-            jobs.append(("managers' digests", digests))
-
-        async def service() -> DispatchStats:
+        async def until_stopped() -> DispatchStats:
             stop = _stop_on_signals()
-            first = tidings.first_close_due()
-            log.info(
-                "running until stopped (Ctrl-C or SIGTERM)",
-                extra={
-                    "fields": {
-                        "first_close": first.astimezone(tidings.config.tz).isoformat(),
-                        "jobs": [name for name, _ in jobs],
-                    }
-                },
-            )
-            try:
-                return await serve(
-                    close,
-                    first,
-                    tidings.next_close_after,
-                    delivery.dispatcher(),
-                    tidings.clock,
-                    stop,
-                    each_tick=jobs,
-                )
-            finally:
-                await delivery.aclose()
+            return await run_service(tidings, stop, "running until stopped (Ctrl-C or SIGTERM)")
 
-        stats = asyncio.run(service())
+        stats = asyncio.run(until_stopped())
         log.info("stopped", extra={"fields": dispatch_figures(stats)})
+
+
+@dataclass(frozen=True)
+class ServiceJobs:
+    """What the service runs besides dispatching: the scheduled close, and the jobs of each
+    tick (the prompt close, reminders, managers' digests), each logging its figures."""
+
+    close: Callable[[datetime], None]
+    each_tick: list[tuple[str, Callable[[datetime], object]]]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.each_tick]
+
+
+def service_jobs(
+    tidings: Tidings, *, on_close: Callable[[float], None] | None = None
+) -> ServiceJobs:
+    """The jobs of ``tidings run`` and ``tidings serve``. ``on_close`` is told how many
+    seconds each close that closed a window took (``tidings serve``'s metrics)."""
+
+    def observed(started: float, result: CloseResult | None) -> None:
+        if on_close is not None and result is not None and result.window_id is not None:
+            on_close(time.perf_counter() - started)
+
+    def close(at: datetime) -> None:
+        started = time.perf_counter()
+        result = tidings.close(at)
+        observed(started, result)
+        _log_close("window closed", result, tidings.last_notices())
+
+    def prompt_close(now: datetime) -> None:
+        started = time.perf_counter()
+        result = tidings.close_prompt(now)
+        observed(started, result)
+        if result is not None and result.window_id is not None:
+            _log_close("prompt close", result, tidings.last_notices())
+
+    def remind(now: datetime) -> None:
+        result = tidings.send_reminders(now)
+        plan = result.plan
+        if result.sent or result.skipped or result.held or plan.needs_attention:
+            problems = len(plan.failed) + len(plan.unaddressed) + len(plan.unreadable)
+            figures = {
+                "sent": result.sent,
+                "notices": result.notices,
+                "held": result.held,
+                "skipped": result.skipped,
+                "skipped_by_reason": dict(sorted(result.by_reason.items())),
+                "condition_failed": len(plan.failed),
+                "naming_nobody": len(plan.unaddressed),
+                "date_unreadable": len(plan.unreadable),
+            }
+            level = logging.WARNING if problems or result.held else logging.INFO
+            log.log(level, "reminders sent", extra={"fields": figures})
+
+    def digests(now: datetime) -> None:
+        for done in tidings.send_report_digests(now):
+            if done.sent:
+                figures = {
+                    "report": done.report,
+                    "period": done.period,
+                    "notices": done.notices,
+                    "held": done.held,
+                    "scopes": done.scopes,
+                    "scopes_without_manager": len(done.unmanaged),
+                    "opted_out": done.opted_out,
+                }
+                level = logging.WARNING if done.unmanaged or done.held else logging.INFO
+                log.log(level, "managers' digests sent", extra={"fields": figures})
+
+    jobs: list[tuple[str, Callable[[datetime], object]]] = [("prompt close", prompt_close)]
+    if tidings.config.reminders:
+        jobs.append(("reminders", remind))
+    if tidings.digests is not None and tidings.digests.configured:
+        jobs.append(("managers' digests", digests))
+    return ServiceJobs(close, jobs)
+
+
+async def run_service(
+    tidings: Tidings,
+    stop: asyncio.Event,
+    announce: str,
+    *,
+    fields: Mapping[str, object] | None = None,
+    on_close: Callable[[float], None] | None = None,
+) -> DispatchStats:
+    """Close windows on schedule, run each tick's jobs and dispatch, until ``stop`` is set;
+    ``announce`` is logged first, with ``fields``, the first close and the jobs. Returns
+    what was dispatched."""
+    delivery = tidings.require_delivery()
+    jobs = service_jobs(tidings, on_close=on_close)
+    first = tidings.first_close_due()
+    log.info(
+        announce,
+        extra={
+            "fields": {
+                **(fields or {}),
+                "first_close": first.astimezone(tidings.config.tz).isoformat(),
+                "jobs": jobs.names,
+            }
+        },
+    )
+    try:
+        return await serve(
+            jobs.close,
+            first,
+            tidings.next_close_after,
+            delivery.dispatcher(),
+            tidings.clock,
+            stop,
+            each_tick=jobs.each_tick,
+        )
+    finally:
+        await delivery.aclose()
 
 
 def _log_close(what: str, result: CloseResult, plan: NoticeStats | None) -> None:

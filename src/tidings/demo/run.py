@@ -36,6 +36,7 @@ from tidings.api import Tidings
 from tidings.config import Config, FieldType, load_config
 from tidings.demo import deliver, forms
 from tidings.demo import generate as g
+from tidings.demo.console import console_access, make_admin
 from tidings.demo.deliver import Check, DemoClock
 from tidings.demo.fortnight import fortnight
 from tidings.demo.smtp_server import LocalSmtpServer
@@ -294,6 +295,16 @@ def _command() -> str:
         return str(script)
 
 
+def _python() -> str:
+    """How to run this Python from here (for ``-m tidings.demo.smtp_server``)."""
+    if shutil.which("python") == sys.executable:
+        return "python"
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return sys.executable
+
+
 def _send(
     tidings: Tidings, clock: DemoClock, server: LocalSmtpServer, console: Console, busy: Console
 ) -> None:
@@ -401,6 +412,7 @@ def _run(
                 panel, note = deliver.email_panel(message, server, left_out)
                 console.print(panel)
                 console.print(note, soft_wrap=True, highlight=False, markup=False)
+        password = make_admin(tidings)
 
     # Plain text, soft-wrapped: the commands must survive copy and paste.
     reverted = sorted(key for entity, key in exp.reverted if entity == g.PLACEMENT)
@@ -430,4 +442,9 @@ def _run(
     for question, command in hints:
         console.print(question, soft_wrap=True)
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+    console.rule("The staff console on this data")
+    access = console_access(config, config_path, password, cmd, _python())
+    for what, detail in access.lines():
+        console.print(what, soft_wrap=True, highlight=False, markup=False)
+        console.print(f"  {detail}", soft_wrap=True, highlight=False, markup=False)
     return 0 if passed == len(checks) else 1

@@ -2,8 +2,10 @@
 
 ``LocalSmtpServer`` runs aiosmtpd in a background thread and records what it receives. Tests
 can force replies: a code for an envelope recipient (``replies``), for DATA (``reject_data``)
-or for the next MAIL commands (``fail_next_mail``), and can drop every open connection the
-way a relay does on an idle timeout (``drop_connections``). ``connections`` counts the
+or for the next MAIL commands (``fail_next_mail``), can make DATA slow to answer
+(``slow_data``: a message counts as received only once answered, as a relay takes charge of
+it only then), and can drop every open connection the way a relay does on an idle timeout
+(``drop_connections``). ``connections`` counts the
 connections accepted, so connection reuse can be checked.
 
 ``python -m tidings.demo.smtp_server --port N [--save-dir DIR]`` runs one in the foreground
@@ -91,6 +93,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self._owner._data_started()
+        delay = self._owner._data_delay
+        if delay > 0:
+            # Cancelled with the connection if the client goes away meanwhile: not received.
+            await asyncio.sleep(delay)
         forced = self._owner._data_reply
         if forced is not None:
             return _reply(*forced)
@@ -176,6 +183,8 @@ class LocalSmtpServer:
         for address, reply in (replies or {}).items():
             self.set_reply(address, *reply)
         self._data_reply: tuple[int, str] | None = None
+        self._data_delay = 0.0
+        self._data_begun = 0
         self._mail_replies: list[tuple[int, str]] = []
         self._idle_timeout = idle_timeout
         self._keep = keep_messages
@@ -261,6 +270,19 @@ class LocalSmtpServer:
     def accept_data(self) -> None:
         self._data_reply = None
 
+    def slow_data(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering each DATA (0: answer at once)."""
+        self._data_delay = seconds
+
+    @property
+    def data_begun(self) -> int:
+        """How many DATA commands arrived (answered or not): sends under way show here first."""
+        return self._data_begun
+
+    def _data_started(self) -> None:
+        with self._lock:
+            self._data_begun += 1
+
     def fail_next_mail(self, code: int, text: str, times: int = 1) -> None:
         """Answer the next ``times`` MAIL commands with ``code text``."""
         with self._lock:
@@ -345,6 +367,7 @@ class LocalSmtpServer:
             self._parsed.clear()
             self._received = 0
             self._connections = 0
+            self._data_begun = 0
 
 
 def _parse(raw: _Raw) -> ReceivedMessage:

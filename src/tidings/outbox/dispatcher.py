@@ -89,7 +89,7 @@ class DispatchStats:
     rate_limited: int = 0
     failed: int = 0
     held: int = 0
-    deferred: int = 0  # handed back by pacing
+    deferred: int = 0  # handed back: by pacing, or unsent when the dispatcher stopped
     lost_lease: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
     # Channels that could not be reached at all, with the last reason.
@@ -141,6 +141,7 @@ class Dispatcher:
         )
         self._limits = {name: asyncio.Semaphore(delivery.concurrency) for name in channels}
         self._unrecorded: list[tuple[Claimed, Outcome, DispatchStats]] = []
+        self._stopping: asyncio.Event | None = None
         self._min_wait = parse_duration(delivery.min_retry_after).total_seconds()
         self._max_wait = parse_duration(delivery.max_retry_after).total_seconds()
 
@@ -162,7 +163,12 @@ class Dispatcher:
         return total
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> DispatchStats:
-        """Dispatch until ``stop`` is set, polling every ``idle`` seconds when nothing is due."""
+        """Dispatch until ``stop`` is set, polling every ``idle`` seconds when nothing is due.
+
+        Once ``stop`` is set, sends under way finish and are recorded; notices claimed but not
+        yet started are handed back, due at once, so a restart sends them without waiting for
+        their lease."""
+        self._stopping = stop
         total = DispatchStats()
         while not stop.is_set():
             stats, claimed = await self.round()
@@ -196,8 +202,22 @@ class Dispatcher:
 
     # Steps 2 to 4
     async def _deliver(self, notice: Claimed, stats: DispatchStats) -> None:
+        try:
+            await self._deliver_one(notice, stats)
+        except asyncio.CancelledError:
+            # Cancelled (a second Ctrl-C) before its outcome was queued: the claim goes back
+            # now, not when its lease runs out. If the send was under way the provider may
+            # have the message; a repeat carries the same idempotency key, as after a crash.
+            self._release(notice, "interrupted")
+            raise
+
+    async def _deliver_one(self, notice: Claimed, stats: DispatchStats) -> None:
         channel = self._channels[notice.channel]
         async with self._limits[notice.channel]:
+            if self._stopping is not None and self._stopping.is_set():
+                self._release(notice, "stopped")
+                stats.deferred += 1
+                return
             if not await self._paced(notice, stats):
                 return
             claim = notice.claim
@@ -244,6 +264,11 @@ class Dispatcher:
                 stats.lost_lease += 1
                 return False
         return True
+
+    def _release(self, notice: Claimed, why: str) -> None:
+        """Hand a claimed notice back unsent, due now (only if our lease still holds)."""
+        with self._store.write() as tx:
+            tx.outbox.hand_back(notice.id, notice.lease_us, to_us(self._clock()), why)
 
     def _lease_running_out(self, notice: Claimed) -> bool:
         left = notice.lease_us - to_us(self._clock())
@@ -300,7 +325,7 @@ class Dispatcher:
             kinds.append(kind)
         counted: list[tuple[DispatchStats, str, str]] = []
         with self._store.write() as tx:
-            written = tx.outbox.record(rows)
+            written = tx.outbox.record(rows, to_us(now))
             for (notice, outcome, stats), kind, ok in zip(batch, kinds, written, strict=True):
                 if not ok:
                     # Our lease ran out and another dispatcher took the notice over: its
