@@ -45,6 +45,23 @@ BAD: dict[str, list[str]] = {
     "attention replay": ["attention", "replay", "0"],
     "attention dismiss": ["attention", "dismiss"],
     "unsubscribe": ["unsubscribe", "not-a-token"],
+    "serve": ["serve", "--port", "70000"],
+    "users": ["users"],
+    "users add": ["users", "add", "x", "--role", "wizard"],
+    "users list": ["users", "list", "--config", "missing.toml"],
+    "users grant": ["users", "grant", "nobody", "admin"],
+    "users revoke": ["users", "revoke", "0"],
+    "users password": ["users", "password", "nobody"],
+    "users disable": ["users", "disable", "nobody"],
+    "users enable": ["users", "enable", "nobody"],
+    "keys": ["keys"],
+    "keys create": ["keys", "create", "feed"],
+    "keys list": ["keys", "list", "--config", "missing.toml"],
+    "keys revoke": ["keys", "revoke", "x"],
+    "access": ["access"],
+    "access roles": ["access", "roles", "--json=yes"],
+    "access who-can-see": ["access", "who-can-see"],
+    "access log": ["access", "log", "--limit", "0"],
 }
 
 

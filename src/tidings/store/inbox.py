@@ -7,8 +7,15 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tidings.store.lookups import param_mark
 from tidings.store.records import InboxRecord
 from tidings.store.schema import inbox
+
+_COLUMNS = "id, notice_id, recipient, title, body, state, created_us"
+_ALL_MESSAGES = f"SELECT {_COLUMNS} FROM inbox WHERE recipient = ? ORDER BY id DESC"
+_MESSAGES = (
+    f"SELECT {_COLUMNS} FROM inbox WHERE recipient = ? AND state != 'archived' ORDER BY id DESC"
+)
 
 
 def _record(row: Any) -> InboxRecord:
@@ -38,10 +45,11 @@ class SqlInbox:
         return int(found.scalar_one())
 
     def messages(self, recipient: str, *, include_archived: bool) -> list[InboxRecord]:
-        query = select(inbox).where(inbox.c.recipient == recipient).order_by(inbox.c.id.desc())
-        if not include_archived:
-            query = query.where(inbox.c.state != "archived")
-        return [_record(row) for row in self._conn.execute(query)]
+        # Plain SQL: a portal polls this for every open page, and building the statement
+        # cost more than running it.
+        sql = _ALL_MESSAGES if include_archived else _MESSAGES
+        rows = self._conn.exec_driver_sql(sql.replace("?", param_mark(self._conn)), (recipient,))
+        return [InboxRecord(*row) for row in rows]
 
     def mark(self, recipient: str, message_id: int, state: str, now_us: int) -> bool:
         result = self._conn.execute(

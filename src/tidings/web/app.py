@@ -79,6 +79,37 @@ class BodyLimit:
                 await _too_large(self.limit)(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Adds the security headers to every response (a plain ASGI middleware: Starlette's
+    ``@app.middleware("http")`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        console = scope["path"].startswith("/console")
+        private = any(name in (b"authorization", b"cookie") for name, _ in scope["headers"])
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = list(_HEADERS)
+                if console:
+                    extra.append((b"content-security-policy", CONSOLE_CSP.encode()))
+                if private:
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *((k, v) for k, v in extra if k not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -128,6 +159,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -220,25 +252,15 @@ def create_app(
             return console_error(request, 500, "Tidings failed on this request.")
         return _problem(500, "Tidings failed on this request; the server's log has the details")
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/console"):
-            response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
-        if "authorization" in request.headers or "cookie" in request.headers:
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
     from tidings.web import api, console, ops
     from tidings.web.console import oidc as oidc_routes
 
-    app.include_router(ops.router, include_in_schema=False)
+    app.include_router(ops.router)
     app.include_router(api.router, prefix="/v1")
     # The console's pages are for people, not in the API's contract.
     app.include_router(console.router, prefix="/console", include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.include_router(oidc_routes.router, prefix="/console", include_in_schema=False)
     app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -62,7 +62,7 @@ def root() -> RedirectResponse:
     response_model=Health,
     dependencies=[Depends(Public("liveness for load balancers and orchestrators"))],
 )
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 
