@@ -33,7 +33,10 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER tidings
 WORKDIR /var/lib/tidings
 VOLUME ["/var/lib/tidings"]
-# `docker stop` sends SIGTERM: `tidings run` finishes the sends in flight and exits 0.
+# `tidings serve`: the service, the API and the console. Inside a container it must listen on
+# every interface (`[serve] host = "0.0.0.0"` in the config, or the --host below).
+EXPOSE 8080
+# `docker stop` sends SIGTERM: requests and sends under way finish, then it exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tidings"]
-CMD ["run"]
+CMD ["serve", "--host", "0.0.0.0"]

@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.created-stamp
 DEMO_STAMP := $(VENV)/.installed-demo-stamp
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench install clean browser
+.PHONY: demo test lint bench install clean browser wrk
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ browser:
 test: lint browser
 	$(BIN)/python -m pytest -n 2
 
-bench: $(STAMP)
+# wrk (from Debian) loads the inbox API without measuring a Python client instead.
+wrk:
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
+bench: $(STAMP) wrk
 	$(BIN)/python bench/ingest_close.py
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/remind_report.py

@@ -20,7 +20,7 @@ from tests.browser.harness import Console
 from tests.browser.region import REPORTS, with_history
 from tests.conftest import FakeClock
 from tests.notify_setup import advance, bootstrap
-from tests.web.conftest import BOOT_PEOPLE, PASSWORD, SECRET_ENV, web_config
+from tests.web.conftest import BOOT_PEOPLE, FAST_HASHER, PASSWORD, SECRET_ENV, web_config
 from tidings.access.control import AccessControl
 from tidings.access.roles import Scope
 from tidings.api import Tidings
@@ -68,7 +68,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             BOOT_PEOPLE,
         )
         with_history(tidings, clock, smtp)
-        access = AccessControl(config, tidings.store, clock)
+        access = AccessControl(config, tidings.store, clock, hasher=FAST_HASHER)
         for name, role, scope in (
             ("ada", "admin", None),
             ("sam", "support", None),

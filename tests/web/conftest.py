@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -23,6 +24,9 @@ from tidings.web.app import create_app
 
 # When the people were loaded (a close at 18:00 London time), before the tests' day.
 BOOT_PEOPLE = datetime(2025, 8, 1, 17, 0, tzinfo=UTC)
+# argon2id at its cheapest: the tests sign in hundreds of times (production hashes cost
+# about 0.15 s each; the parameters travel in each hash, so both verify the same way).
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
 SECRET_ENV = {"TIDINGS_SECRET": "s" * 32, "TIDINGS_NOTIFY_CALLBACK_TOKEN": "notify-callback-token"}
 
@@ -98,7 +102,7 @@ def web(store_url: str, smtp: LocalSmtpServer, clock: FakeClock) -> Iterator[Web
         [("T1", "t1@nhs.example"), ("T2", "t2@gmail.example"), ("T3", None)],
         BOOT_PEOPLE,
     )
-    access = AccessControl(tidings.config, tidings.store, clock)
+    access = AccessControl(tidings.config, tidings.store, clock, hasher=FAST_HASHER)
     app = create_app(tidings, access=access, environ=SECRET_ENV)
     with TestClient(app, base_url="http://testserver") as client:
         yield Web(tidings, app, access, client, clock)

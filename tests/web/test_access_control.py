@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers import event, lines
-from tests.web.conftest import PASSWORD, Web, web_config
+from tests.web.conftest import FAST_HASHER, PASSWORD, Web, web_config
 from tidings.access.control import AccessControl
 from tidings.access.roles import Permission, Scope
 from tidings.errors import AccessError, ConfigError
@@ -195,7 +195,7 @@ def test_identity_provider_groups_become_grants_and_leaving_a_group_revokes(
             },
         },
     )
-    access = AccessControl(config, web.tidings.store, web.clock)
+    access = AccessControl(config, web.tidings.store, web.clock, hasher=FAST_HASHER)
     user = access.oidc_user("kim", "Kim", ["tidings-support", "tpd-north", "staff"])
     grants = {(g.role, g.scope_value, g.source) for g in access.grants_of_user(user.id)}
     assert grants == {

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import FakeClock
 from tests.helpers import event
-from tests.web.conftest import SECRET_ENV, Web, web_config
+from tests.web.conftest import FAST_HASHER, SECRET_ENV, Web, web_config
 from tidings.access.control import AccessControl
 from tidings.api import Tidings
 from tidings.demo.smtp_server import LocalSmtpServer
@@ -190,7 +190,7 @@ def test_more_items_than_max_items_is_413_and_nothing_is_stored(
     tidings = Tidings(
         web_config(store_url, smtp.port, serve={"max_items": 3}), clock=clock, environ=SECRET_ENV
     )
-    access = AccessControl(tidings.config, tidings.store, clock)
+    access = AccessControl(tidings.config, tidings.store, clock, hasher=FAST_HASHER)
     token = access.create_key("feed", ["ingest"], by="test").token
     app = create_app(tidings, access=access, environ=SECRET_ENV)
     headers = {"Authorization": f"Bearer {token}"}

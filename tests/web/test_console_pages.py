@@ -17,7 +17,7 @@ from tests.browser.region import BOUNCING, FIRST_CLOSE, REPORTS, with_history
 from tests.conftest import FakeClock
 from tests.helpers import event, lines
 from tests.notify_setup import advance, bootstrap, dispatch
-from tests.web.conftest import BOOT_PEOPLE, PASSWORD, SECRET_ENV, Web, web_config
+from tests.web.conftest import BOOT_PEOPLE, FAST_HASHER, PASSWORD, SECRET_ENV, Web, web_config
 from tidings.access.control import AccessControl
 from tidings.access.roles import ROLE_PERMISSIONS, Permission
 from tidings.api import Tidings
@@ -49,7 +49,7 @@ def reporting(store_url: str, smtp: LocalSmtpServer, clock: FakeClock) -> Iterat
         tidings, [("T1", "t1@nhs.example"), ("T2", "t2@gmail.example"), ("T3", None)], BOOT_PEOPLE
     )
     with_history(tidings, clock, smtp)
-    access = AccessControl(config, tidings.store, clock)
+    access = AccessControl(config, tidings.store, clock, hasher=FAST_HASHER)
     app = create_app(tidings, access=access, environ=SECRET_ENV)
     with TestClient(app, base_url="http://testserver") as client:
         yield Web(tidings, app, access, client, clock)
@@ -196,7 +196,7 @@ def test_a_console_served_over_https_uses_a_secure_host_cookie(
     )
     tidings = Tidings(config, clock=clock, environ=SECRET_ENV)
     try:
-        access = AccessControl(config, tidings.store, clock)
+        access = AccessControl(config, tidings.store, clock, hasher=FAST_HASHER)
         access.add_user("ann", PASSWORD, by="test")
         access.grant(role="support", username="ann", by="test")
         client = TestClient(create_app(tidings, access=access, environ=SECRET_ENV),

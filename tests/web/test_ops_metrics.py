@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import event, lines
 from tests.notify_setup import advance, dispatch
-from tests.web.conftest import SECRET_ENV, Web
+from tests.web.conftest import FAST_HASHER, SECRET_ENV, Web
 from tidings.api import Tidings
 from tidings.web.app import create_app
 from tidings.web.metrics import CloseTimings, close_timings
@@ -189,7 +189,7 @@ def test_metrics_read_an_empty_store(tmp_path: Path) -> None:
     tidings = Tidings(web_config(f"sqlite:///{tmp_path / 'empty.db'}", 1))
     from tidings.access.control import AccessControl
 
-    access = AccessControl(tidings.config, tidings.store, tidings.clock)
+    access = AccessControl(tidings.config, tidings.store, tidings.clock, hasher=FAST_HASHER)
     token = access.create_key("prometheus", ["auditor"], by="test").token
     with TestClient(create_app(tidings, access=access, environ=SECRET_ENV)) as client:
         response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})

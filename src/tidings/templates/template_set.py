@@ -361,7 +361,8 @@ class TemplateSet:
         return f"{self.envs.display_name(frame.filename)} line {frame.lineno}: {message}"
 
 
-def _media(config: Config, channels: tuple[str, ...]) -> list[Medium]:
+def media_of(config: Config, channels: tuple[str, ...]) -> list[Medium]:
+    """The media (email, sms, inapp) the channels named send through, once each, in order."""
     media: list[Medium] = []
     for name in channels:
         channel = config.channels.get(name)
@@ -389,7 +390,7 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, Sample]]:
     for i, rule in enumerate(config.rules):
         if rule.exclude or not rule.template:
             continue
-        for medium in _media(config, rule.channels):
+        for medium in media_of(config, rule.channels):
             yield f"rules.{i}.template", rule.template, medium, Sample("changes", rule.entity)
         contacts = rule.contacts
         if contacts is not None:
@@ -398,16 +399,16 @@ def _uses(config: Config) -> Iterator[tuple[str, str, Medium, Sample]]:
                 for name in rule.channels
                 if name in config.channels and config.channels[name].medium == "email"
             )
-            for medium in _media(config, channels):
+            for medium in media_of(config, channels):
                 key = f"rules.{i}.contacts.template"
                 yield key, contacts.template, medium, Sample("changes", rule.entity)
     for i, reminder in enumerate(config.reminders):
-        for medium in _media(config, reminder.channels):
+        for medium in media_of(config, reminder.channels):
             key = f"reminders.{i}.template"
             sample = Sample("reminder", reminder.entity, reminder.field)
             yield key, reminder.template, medium, sample
     for i, report in enumerate(config.reports):
         if report.digest is not None:
-            for medium in _media(config, report.digest.channels):
+            for medium in media_of(config, report.digest.channels):
                 sample = Sample("report", report.entity, report.name)
                 yield f"reports.{i}.digest.template", report.digest.template, medium, sample

@@ -22,7 +22,7 @@ from tidings.templates.sample import (
     sample_manager_digest_context,
     sample_reminder_context,
 )
-from tidings.templates.template_set import Rendered
+from tidings.templates.template_set import Rendered, media_of
 from tidings.web.console.render import page
 from tidings.web.context import context
 from tidings.web.guard import ConsoleRequires
@@ -46,15 +46,6 @@ class Use:
         return f"{self.kind}:{self.template}:{self.medium}:{self.entity}:{self.detail}"
 
 
-def _media(config: Config, channels: tuple[str, ...]) -> list[Medium]:
-    media: list[Medium] = []
-    for name in channels:
-        channel = config.channels.get(name)
-        if channel is not None and channel.medium != "webhook" and channel.medium not in media:
-            media.append(channel.medium)
-    return media
-
-
 def template_uses(config: Config) -> list[Use]:
     """Every (template, medium) a rule, a rule's contacts, a reminder or a report's digest
     sends with, once each, in the order of the configuration."""
@@ -67,14 +58,14 @@ def template_uses(config: Config) -> list[Use]:
         if rule.exclude:
             continue
         template = rule.template or "default"
-        for medium in _media(config, rule.channels):
+        for medium in media_of(config, rule.channels):
             add(Use(template, medium, "changes", rule.entity, "", f"rule {rule.name}"))
         if rule.contacts is not None:
             channels = rule.contacts.channels or tuple(
                 n for n in rule.channels if n in config.channels
                 and config.channels[n].medium == "email"
             )  # fmt: skip
-            for medium in _media(config, channels):
+            for medium in media_of(config, channels):
                 add(
                     Use(
                         rule.contacts.template,
@@ -86,7 +77,7 @@ def template_uses(config: Config) -> list[Use]:
                     )
                 )
     for reminder in config.reminders:
-        for medium in _media(config, reminder.channels):
+        for medium in media_of(config, reminder.channels):
             add(
                 Use(
                     reminder.template,
@@ -99,7 +90,7 @@ def template_uses(config: Config) -> list[Use]:
             )
     for report in config.reports:
         if report.digest is not None:
-            for medium in _media(config, report.digest.channels):
+            for medium in media_of(config, report.digest.channels):
                 add(
                     Use(
                         report.digest.template,
