@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tidings.errors import ConfigError
 from tidings.reportspec import ReportConfig, check_reports
 from tidings.servespec import AccessConfig, ServeConfig, check_access
+from tidings.sourcespec import EPOCH_ENCODINGS, Encoding, SourcesConfig
 
 DEFAULT_PATH = "tidings.toml"
 ENV_VAR = "TIDINGS_CONFIG"
@@ -60,6 +61,9 @@ class FieldSpec(_Frozen):
     label: str | None = None
     places: int | None = Field(default=None, ge=0, le=10)
     currency: str | None = None
+    # How a schemaless Debezium message writes this field (see ``sourcespec.Encoding``).
+    encoding: Encoding | None = None
+    scale: int | None = Field(default=None, ge=0, le=100)
 
     @field_validator("currency")
     @classmethod
@@ -75,6 +79,27 @@ class FieldSpec(_Frozen):
             FieldType.INT,
         ):
             raise ValueError("places and currency apply to decimal and int fields only")
+        return self
+
+    @model_validator(mode="after")
+    def _encoding_fits_type(self) -> FieldSpec:
+        if self.encoding in EPOCH_ENCODINGS and self.type not in (
+            FieldType.DATE,
+            FieldType.DATETIME,
+        ):
+            raise ValueError(
+                f"encoding {self.encoding.value!r} applies to date and datetime fields"
+            )
+        if (
+            self.encoding is not None
+            and self.encoding not in EPOCH_ENCODINGS
+            and self.type not in (FieldType.DECIMAL, FieldType.INT)
+        ):
+            raise ValueError(f"encoding {self.encoding.value!r} applies to decimal and int fields")
+        if self.encoding is Encoding.BASE64 and self.scale is None:
+            raise ValueError("encoding 'base64' needs the column's scale, e.g. scale = 2")
+        if self.scale is not None and self.encoding is not Encoding.BASE64:
+            raise ValueError("scale goes with encoding = 'base64'")
         return self
 
 
@@ -567,6 +592,7 @@ class Config(_Frozen):
     links: LinksConfig = LinksConfig()
     serve: ServeConfig = ServeConfig()
     access: AccessConfig = AccessConfig()
+    sources: SourcesConfig = SourcesConfig()
     # Where templates are looked up first (relative to the config file); built-ins otherwise.
     templates: str | None = None
 

@@ -360,7 +360,8 @@ def test_dms_records_are_well_formed_and_hit_bootstrapped_placements(
         keys.add(row["id"])
         event = dms.parse(record, line.encode(), config)
         assert event is not None
-        assert event.op is Op.UPSERT
+        # An update carries the columns DMS sent; those left out (NULLs) keep their value.
+        assert event.op is Op.PATCH
         assert (event.source, event.entity, event.key) == ("tcs", "Placement", row["id"])
         assert event.seq > BOOTSTRAP_SEQ
         RecordNormaliser(config.entities[g.PLACEMENT], config.tz)(row)

@@ -33,6 +33,7 @@ from tidings.limits import (
 )
 from tidings.model import ChangeEvent, MissingField, Op
 from tidings.sources import PARSERS, Format, detect, parser_for
+from tidings.sources.framing import json_records
 from tidings.store.codec import dumps, to_us
 from tidings.store.storable import ORIGIN_WIDTH, fit_origin
 
@@ -140,24 +141,41 @@ class Validator:
         return (event_id, source, entity, key, seq, op, at_us, dumps(data), origin)
 
     def validate(self, line: Line) -> ChangeEvent | Rejection | None:
-        """An event, a rejection, or ``None`` for a record that is deliberately not an event."""
+        """An event, a rejection, or ``None`` for a record that is deliberately not an event.
+        A line that stands for several events (a DMS key change) is rejected here: callers
+        that can take several use ``validate_events``."""
+        outcome = self.validate_events(line)
+        if isinstance(outcome, Rejection) or len(outcome) == 1:
+            return outcome if isinstance(outcome, Rejection) else outcome[0]
+        if not outcome:
+            return None
+        reason = "this line stands for several events; ingest it from a file instead"
+        return Rejection(line, self.format, outcome[0].id, None, reason)
+
+    def validate_events(self, line: Line) -> tuple[ChangeEvent, ...] | Rejection:
+        """The line's events (none for a record that is deliberately not an event, such as a
+        Debezium tombstone; two for a DMS key change), or a rejection."""
         fmt = self._fmt
         try:
             record = orjson.loads(line.raw)
         except orjson.JSONDecodeError as exc:
             where = _json_error(exc, line.raw)
             return Rejection(line, fmt.value, None, None, f"not valid JSON: {where}")
+        if record is None and fmt in (Format.AUTO, Format.DEBEZIUM):
+            return ()  # a Debezium tombstone as a console consumer prints it: not an event
         if not isinstance(record, dict):
             return Rejection(line, fmt.value, None, None, "expected a JSON object on each line")
+        events: list[ChangeEvent] = []
         try:
             if self._parser is None:
                 fmt = detect(record)
-                event = PARSERS[fmt](record, line.raw, self._config)
+                parsed = PARSERS[fmt](record, line.raw, self._config)
             else:
-                event = self._parser(record, line.raw, self._config)
-            if event is None:
-                return None
-            checked = self._checked(event)
+                parsed = self._parser(record, line.raw, self._config)
+            for event in (parsed,) if isinstance(parsed, ChangeEvent) else parsed or ():
+                checked = self._checked(event)
+                if checked is not None:
+                    events.append(checked)
         except InputError as exc:
             name = exc.record or _record_name(record)
             return Rejection(line, fmt.value, name, exc.field, exc.reason, exc.value)
@@ -166,9 +184,10 @@ class Validator:
             # still quarantined with a reason, never allowed to stop the batch.
             reason = f"cannot be read ({type(exc).__name__}); please report this line"
             return Rejection(line, fmt.value, _record_name(record), None, reason)
-        if checked is not None and checked.data is not None and checked.op is not Op.PATCH:
-            self.presence.observe(checked.entity, checked.data)
-        return checked
+        for checked in events:
+            if checked.data is not None and checked.op is not Op.PATCH:
+                self.presence.observe(checked.entity, checked.data)
+        return tuple(events)
 
     def check(self, event: ChangeEvent) -> ChangeEvent | None:
         """Validate and normalise an event built in Python (raises ``InputError``)."""
@@ -373,18 +392,19 @@ def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
         if not raw.strip():
             skipped += 1  # a blank line: not an event, but counted like every line read
             continue
-        outcome = validator.validate(Line(origin, number, raw))
-        if outcome is None:
-            skipped += 1
-        elif isinstance(outcome, Rejection):
+        outcome = validator.validate_events(Line(origin, number, raw))
+        if isinstance(outcome, Rejection):
             rejected.append(outcome)
+        elif not outcome:
+            skipped += 1
         else:
-            rows.append(prepared(outcome, where))
+            rows.extend(prepared(event, where) for event in outcome)
     missing = validator.presence.take()
     return Validated(rows, rejected, skipped, count, lines, missing, validator.format)
 
 
 def read_lines(origin: str, stream: Iterable[bytes]) -> Iterator[Line]:
-    """Number the lines of a file or stream (1-based, as editors show them)."""
-    for number, raw in enumerate(stream, start=1):
+    """Number the records of a file or stream by line (1-based, as editors show them): one
+    a line, or one pretty-printed over several lines (``framing``), numbered by its first."""
+    for number, raw in json_records(stream):
         yield Line(origin, number, raw)

@@ -51,6 +51,7 @@ from tidings.ingest.validate import (
 )
 from tidings.model import ChangeEvent, IngestStats
 from tidings.sources import Format
+from tidings.sources.framing import starts_pretty
 from tidings.store import Store, Tx, open_store
 from tidings.store.codec import to_us
 from tidings.store.records import EventRow, Rejected
@@ -127,6 +128,7 @@ class Ingestor:
             not self._workers
             or "-" in names
             or sum(os.path.getsize(n) for n in names) < self._chunked_from
+            or any(_pretty(n) for n in names)  # records span lines: not cut into runs
         ):
             return self.ingest(_read_all(names, on_bytes), fmt, on_batch)
         total = IngestStats()
@@ -340,6 +342,11 @@ def quarantined(rejection: Rejection) -> Rejected:
         line.raw,
         rejection.value,
     )
+
+
+def _pretty(name: str) -> bool:
+    with open(name, "rb") as handle:
+        return starts_pretty(handle.read(64))
 
 
 def _read_all(names: Sequence[str], on_bytes: Callable[[str, int], None] | None) -> Iterator[Line]:

@@ -1,7 +1,8 @@
 """Sources turn something outside into ``ChangeEvent``s; nothing else knows where events came from.
 
-Each format is one module with a ``parse(record, raw, config) -> ChangeEvent | None`` function
-(``None`` means the record is deliberately not an event, such as a DMS control record), and is
+Each format is one module with a ``parse(record, raw, config)`` function returning an event,
+a tuple of events, or ``None`` (the record is deliberately not an event, such as a DMS
+control record), and is
 registered explicitly in ``PARSERS``. ``detect`` picks the format of a record from its shape.
 Values in ``data`` are returned as they came; ingest normalises them by declared field type.
 """
@@ -25,7 +26,9 @@ class Format(StrEnum):
     DEBEZIUM = "debezium"
 
 
-Parser = Callable[[Mapping[str, Any], bytes, Config], ChangeEvent | None]
+Parser = Callable[[Mapping[str, Any], bytes, Config], ChangeEvent | tuple[ChangeEvent, ...] | None]
+"""A record's event, its events (a DMS primary-key change: a delete and an insert), or
+``None`` for a record that is deliberately not an event."""
 
 PARSERS: dict[Format, Parser] = {
     Format.NATIVE: native.parse,

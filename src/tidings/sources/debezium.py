@@ -1,55 +1,127 @@
-"""Debezium change envelopes, bare or wrapped in ``{"schema": ..., "payload": {...}}``.
+"""Debezium change envelopes from the JSON converter, bare or wrapped in ``{"schema", "payload"}``.
 
-``{"before", "after", "op": "c|u|d|r|t|m", "source": {"name", "db", "table", "lsn",
-"ts_ms", ...}, "ts_ms"}``. The connector name (else the database) is the source, the table the
-entity. Truncates and messages are not row changes, and neither is a tombstone (null payload).
+``{"before", "after", "op": "c|u|d|r|t|m", "source": {...}, "ts_ms"}``. The connector name
+(else the database) is the source, the table the entity.
+
+Values: with a schema, each column is decoded by its logical type (``debezium_types``);
+without one, by the ``encoding`` the config declares for the field (``encodings``). A column
+Debezium could not read (an unchanged TOASTed value, sent as ``__debezium_unavailable_value``)
+is left out and the event becomes a patch of the columns it did carry, so the record keeps
+the value it had.
+
+Not row changes: a tombstone (``null``, or a null payload) follows every delete; ``op: m``
+is a logical-decoding message; ``op: t`` a truncate, which names no rows (skipped, or
+quarantined when ``[sources.debezium] truncate = "quarantine"``). Each is counted as skipped.
+
+Order (``seq``), never ``ts_ms``, which is coarse and, for a MySQL snapshot row, later than
+changes made after the snapshot's position:
+
+- PostgreSQL: ``source.lsn`` (else the current LSN of ``source.sequence``). Two changes to one
+  row are ordered by their LSNs, since the second waits for the first's row lock.
+- MySQL: the binlog position, as ``file index * 2**43 + pos * 2**11 + row`` (the file's
+  numeric suffix, the event's byte position, the row within the event): monotonic while the
+  server keeps its binlog names (up to 2**20 files of up to 4 GiB, 2048 rows per event). A
+  snapshot row carries the position the snapshot was read at, so a later change wins.
+- Other connectors: ``source.ts_ms``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.limits import EARLIEST, LATEST, check_int, excerpt
 from tidings.model import ChangeEvent, Op
+from tidings.sources.debezium_types import Decoder, decode, row_decoders
+from tidings.sources.encodings import entity_decoders
 from tidings.sources.fields import key_field, key_of, object_at, text_at
 
 # Debezium sends the whole row in ``after``, so an update is an upsert, not a patch.
 _OPS = {"c": Op.UPSERT, "u": Op.UPSERT, "d": Op.DELETE, "r": Op.LOAD}
-_NOT_ROW_CHANGES = frozenset({"t", "m"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EARLIEST_MS = (EARLIEST - _EPOCH) // timedelta(milliseconds=1)
 _LATEST_MS = (LATEST - _EPOCH) // timedelta(milliseconds=1)
+_FILE_INDEX = re.compile(r"\.(\d{1,7})$")
+_POS_BITS, _ROW_BITS, _FILE_BITS = 32, 11, 20
 
 
 def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | None:
     wrapped = "payload" in record
     payload = record["payload"] if wrapped else record
     if payload is None:
-        return None
+        return None  # a tombstone: Kafka's compaction marker after a delete
     prefix = "payload." if wrapped else ""
     if not isinstance(payload, Mapping):
         raise InputError("expected an object", field="payload", value=excerpt(payload))
     op_text = payload.get("op")
-    if isinstance(op_text, str) and op_text in _NOT_ROW_CHANGES:
+    if op_text == "m":
         return None
+    if op_text == "t":
+        if config.sources.debezium.truncate == "ignore":
+            return None
+        raise InputError(
+            "a truncate names no rows, so Tidings cannot tell who lost which record; "
+            "delete the records by other means, or set [sources.debezium] truncate = "
+            '"ignore" to skip truncates',
+            field=f"{prefix}op",
+        )
     op = _op(op_text, f"{prefix}op")
     meta = object_at(payload, "source", prefix)
     entity = text_at(meta, "table", f"{prefix}source")
     source = _source_name(meta, f"{prefix}source")
     # With the default replica identity ``before`` holds only the key, so it serves deletes only.
     row_name = "before" if op is Op.DELETE else "after"
-    row = object_at(payload, row_name, prefix)
+    row = dict(object_at(payload, row_name, prefix))
+    decoders = entity_decoders(config, entity)
+    if wrapped:
+        decoders |= row_decoders(record.get("schema"), row_name)
+    unavailable = _decoded(
+        row, decoders, config.sources.debezium.unavailable_value, prefix + row_name
+    )
     key = key_of(row, key_field(config, entity), f"{prefix}{row_name}")
     event_id = "debezium:" + hashlib.sha256(raw).hexdigest()[:32]
     ts_ms = _ts_ms(payload, meta, prefix)
     at = _EPOCH + timedelta(milliseconds=ts_ms)
-    seq = _seq(meta, prefix, ts_ms)
-    return ChangeEvent(event_id, source, entity, key, op, seq, at, None if op is Op.DELETE else row)
+    seq = _seq(meta, f"{prefix}source", ts_ms)
+    if op is Op.DELETE:
+        return ChangeEvent(event_id, source, entity, key, op, seq, at, None)
+    if unavailable and op is Op.UPSERT:
+        op = Op.PATCH  # the columns left out keep the values the record has
+    return ChangeEvent(event_id, source, entity, key, op, seq, at, row)
+
+
+def _decoded(
+    row: dict[str, Any], decoders: Mapping[str, Decoder], placeholder: str, path: str
+) -> bool:
+    """Decode ``row`` in place; drop the columns Debezium could not read. True if any was."""
+    marks = _placeholders(placeholder)
+    dropped = [name for name, value in row.items() if _is_unavailable(value, marks)]
+    for name in dropped:
+        del row[name]
+    for name, decoder in decoders.items():
+        if name in row:
+            row[name] = decode(decoder, row[name], f"{path}.{name}")
+    return bool(dropped)
+
+
+def _placeholders(placeholder: str) -> frozenset[str]:
+    # A bytea column carries the placeholder's bytes, which the JSON converter writes as base64.
+    return frozenset({placeholder, base64.b64encode(placeholder.encode()).decode()})
+
+
+def _is_unavailable(value: Any, marks: frozenset[str]) -> bool:
+    if isinstance(value, str):
+        return value in marks
+    # An array column stands for an unavailable value as a one-element list of the placeholder.
+    return isinstance(value, list) and len(value) == 1 and value[0] in marks
 
 
 def _op(value: Any, path: str) -> Op:
@@ -103,7 +175,52 @@ def _ts_ms(payload: Mapping[str, Any], meta: Mapping[str, Any], prefix: str) -> 
     )
 
 
-def _seq(meta: Mapping[str, Any], prefix: str, ts_ms: int) -> int:
-    # The log position orders changes within one millisecond; not every connector has one.
+def _seq(meta: Mapping[str, Any], path: str, ts_ms: int) -> int:
     lsn = meta.get("lsn")
-    return ts_ms if lsn is None else _integer(lsn, f"{prefix}source.lsn")
+    if lsn is not None:
+        return _integer(lsn, f"{path}.lsn")
+    sequence = meta.get("sequence")
+    if sequence is not None:
+        return _current_lsn(sequence, f"{path}.sequence")
+    if meta.get("file") is not None or meta.get("connector") == "mysql":
+        return _binlog_seq(meta, path)
+    return ts_ms
+
+
+def _current_lsn(sequence: Any, path: str) -> int:
+    """``source.sequence`` is the JSON text ``["<last committed LSN>", "<current LSN>"]``."""
+    try:
+        pair = orjson.loads(sequence) if isinstance(sequence, str) else sequence
+    except orjson.JSONDecodeError:
+        pair = None
+    if not isinstance(pair, list) or len(pair) != 2 or pair[1] is None:
+        raise InputError(
+            'expected ["last committed LSN", "current LSN"]', field=path, value=excerpt(sequence)
+        )
+    return _integer(pair[1], f"{path}[1]")
+
+
+def _binlog_seq(meta: Mapping[str, Any], path: str) -> int:
+    file_name = meta.get("file")
+    match = _FILE_INDEX.search(file_name) if isinstance(file_name, str) else None
+    if match is None:
+        raise InputError(
+            "expected a binlog file name ending in its number, such as mysql-bin.000003",
+            field=f"{path}.file",
+            value=excerpt(file_name),
+        )
+    index = int(match.group(1))
+    pos = _integer(meta.get("pos"), f"{path}.pos")
+    row = _integer(meta.get("row", 0) or 0, f"{path}.row")
+    for value, bits, name in (
+        (index, _FILE_BITS, "file"),
+        (pos, _POS_BITS, "pos"),
+        (row, _ROW_BITS, "row"),
+    ):
+        if value >= 1 << bits:
+            raise InputError(
+                f"is beyond what the binlog order can hold (below 2**{bits}); please report it",
+                field=f"{path}.{name}",
+                value=str(value),
+            )
+    return (index << (_POS_BITS + _ROW_BITS)) | (pos << _ROW_BITS) | row
