@@ -26,6 +26,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from tidings.config import Config
 from tidings.errors import AccessError
 from tidings.servespec import OidcConfig
+from tidings.web.console.signin import safe_next
 from tidings.web.context import WebContext, context
 from tidings.web.guard import Public, session_cookie_name
 
@@ -108,7 +109,7 @@ def oidc_start(request: Request, next: str = "/console/") -> Response:
         "state": secrets.token_urlsafe(24),
         "nonce": secrets.token_urlsafe(24),
         "verifier": verifier,
-        "next": next if next.startswith("/console") and not next.startswith("//") else "/console/",
+        "next": safe_next(next),
         "exp": int(time.time()) + FLOW_SECONDS,
     }
     challenge = _b64(hashlib.sha256(verifier.encode()).digest())
