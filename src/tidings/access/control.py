@@ -15,9 +15,9 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -111,6 +111,14 @@ class AccessControl:
         self.clock = clock
         self._spec = TrackSpec.of(config)
         self._scopes = config.access.scopes
+        self._indexed = False
+
+    def _ensure_index(self) -> None:
+        """Build the scope fields' index once per process (a config that adds a scope gets
+        it built), not a read transaction on every scope check."""
+        if not self._indexed:
+            ensure_index(self.store, self._spec, self.clock())
+            self._indexed = True
 
     def _now(self) -> int:
         return to_us(self.clock())
@@ -493,7 +501,7 @@ class AccessControl:
         found: dict[str, set[Scope]] = {r: set() for r in wanted}
         if not self._scopes or not wanted:
             return found
-        ensure_index(self.store, self._spec, self.clock())
+        self._ensure_index()
         with self.store.read() as tx:
             for name, scope in self._scopes.items():
                 recipient_field = self.config.entities[scope.entity].recipient
@@ -513,7 +521,7 @@ class AccessControl:
         people: set[str] = set()
         if not by_name:
             return people
-        ensure_index(self.store, self._spec, self.clock())
+        self._ensure_index()
         with self.store.read() as tx:
             for name, values in by_name.items():
                 scope = self._scopes.get(name)
@@ -571,17 +579,7 @@ class AccessControl:
                 seers.append(Seer("key", key.name, tuple(held), key.last_used_us))
         return seers
 
-    def window(self) -> timedelta:
-        return timedelta(hours=self.config.serve.session_hours)
-
 
 def principal_for_recipient(recipient: str) -> Principal:
     """A recipient (through a signed inbox token): their own inbox and nothing else."""
     return Principal("recipient", None, "recipient", recipient=recipient)
-
-
-def grants_summary(grants: Iterable[Grant]) -> Mapping[str, list[str]]:
-    summary: dict[str, list[str]] = {}
-    for g in grants:
-        summary.setdefault(g.role, []).append(str(g.scope) if g.scope else "everything")
-    return summary
