@@ -273,3 +273,39 @@ def test_a_bad_decimal_names_its_column_and_keeps_the_value_apart() -> None:
     )
     assert rejection.field == "payload.after.wte"
     assert "not base64" not in rejection.reason
+
+
+def _mysql_gtid(gtid: str, row: int, file: str | None = "mysql-bin.000009") -> dict[str, Any]:
+    return _envelope("u", {"id": 1}, connector="mysql", file=file, pos=4, row=row, gtid=gtid)
+
+
+def test_mysql_can_be_ordered_by_gtid_instead() -> None:
+    config = _config(sources={"debezium": {"mysql_order": "gtid"}})
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+
+    def seq(record: dict[str, Any]) -> int:
+        event = debezium.parse(record, json.dumps(record).encode(), config)
+        assert isinstance(event, ChangeEvent)
+        return event.seq
+
+    # A binlog reset puts the later change in a lower-numbered file; its GTID still comes later.
+    earlier = seq(_mysql_gtid(f"{uuid}:23", 0, "mysql-bin.000009"))
+    later = seq(_mysql_gtid(f"{uuid}:24", 0, "mysql-bin.000001"))
+    second_row = seq(_mysql_gtid(f"{uuid}:24", 1, "mysql-bin.000001"))
+    assert earlier < later < second_row
+    assert later == (24 << 11)
+    assert seq(_mysql_gtid("0-1-42", 0)) == 42 << 11  # MariaDB's domain-server-number
+
+
+def test_a_gtid_without_a_binlog_file_orders_by_the_gtid() -> None:
+    assert (
+        _parse(_mysql_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:7", 2, None)).seq == (7 << 11) + 2
+    )
+
+
+def test_an_unreadable_gtid_is_refused_with_the_field() -> None:
+    config = _config(sources={"debezium": {"mysql_order": "gtid"}})
+    record = _mysql_gtid("not-a-gtid", 0)
+    with pytest.raises(InputError) as caught:
+        debezium.parse(record, json.dumps(record).encode(), config)
+    assert caught.value.field == "source.gtid"

@@ -21,7 +21,11 @@ changes made after the snapshot's position:
 - MySQL: the binlog position, as ``file index * 2**43 + pos * 2**11 + row`` (the file's
   numeric suffix, the event's byte position, the row within the event): monotonic while the
   server keeps its binlog names (up to 2**20 files of up to 4 GiB, 2048 rows per event). A
-  snapshot row carries the position the snapshot was read at, so a later change wins.
+  snapshot row carries the position the snapshot was read at, so a later change wins. With
+  ``[sources.debezium] mysql_order = "gtid"`` (or when a message has no binlog file but a
+  GTID), the transaction number of ``source.gtid`` instead, ``number * 2**11 + row``: it
+  survives a binlog reset or a move to a replica that keeps the primary's GTIDs, but orders
+  only the transactions of one server (one GTID source).
 - Other connectors: ``source.ts_ms``.
 """
 
@@ -51,6 +55,8 @@ _EARLIEST_MS = (EARLIEST - _EPOCH) // timedelta(milliseconds=1)
 _LATEST_MS = (LATEST - _EPOCH) // timedelta(milliseconds=1)
 _FILE_INDEX = re.compile(r"\.(\d{1,7})$")
 _POS_BITS, _ROW_BITS, _FILE_BITS = 32, 11, 20
+_GTID_BITS = 51
+_GTID_NUMBER = re.compile(r"[:-](\d{1,20})$")
 
 
 def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | None:
@@ -90,7 +96,7 @@ def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent 
     event_id = "debezium:" + hashlib.sha256(raw).hexdigest()[:32]
     ts_ms = _ts_ms(payload, meta, prefix)
     at = _EPOCH + timedelta(milliseconds=ts_ms)
-    seq = _seq(meta, f"{prefix}source", ts_ms)
+    seq = _seq(meta, f"{prefix}source", ts_ms, config.sources.debezium.mysql_order)
     if op is Op.DELETE:
         return ChangeEvent(event_id, source, entity, key, op, seq, at, None)
     if unavailable and op is Op.UPSERT:
@@ -175,16 +181,42 @@ def _ts_ms(payload: Mapping[str, Any], meta: Mapping[str, Any], prefix: str) -> 
     )
 
 
-def _seq(meta: Mapping[str, Any], path: str, ts_ms: int) -> int:
+def _seq(meta: Mapping[str, Any], path: str, ts_ms: int, mysql_order: str) -> int:
     lsn = meta.get("lsn")
     if lsn is not None:
         return _integer(lsn, f"{path}.lsn")
     sequence = meta.get("sequence")
     if sequence is not None:
         return _current_lsn(sequence, f"{path}.sequence")
-    if meta.get("file") is not None or meta.get("connector") == "mysql":
+    has_gtid = meta.get("gtid") is not None
+    if mysql_order == "gtid" or (has_gtid and meta.get("file") is None):
+        return _gtid_seq(meta, path)
+    if meta.get("file") is not None or meta.get("connector") in ("mysql", "mariadb"):
         return _binlog_seq(meta, path)
     return ts_ms
+
+
+def _gtid_seq(meta: Mapping[str, Any], path: str) -> int:
+    """``source.gtid``: MySQL's ``server-uuid:number``, MariaDB's ``domain-server-number``."""
+    gtid = meta.get("gtid")
+    match = _GTID_NUMBER.search(gtid) if isinstance(gtid, str) else None
+    if match is None:
+        raise InputError(
+            "expected a GTID such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:23 (mysql_order = "
+            '"gtid" orders by it; use "binlog" for a server without GTIDs)',
+            field=f"{path}.gtid",
+            value=excerpt(gtid),
+        )
+    number = int(match.group(1))
+    row = _integer(meta.get("row", 0) or 0, f"{path}.row")
+    for value, bits, name in ((number, _GTID_BITS, "gtid"), (row, _ROW_BITS, "row")):
+        if value >= 1 << bits:
+            raise InputError(
+                f"is beyond what the GTID order can hold (below 2**{bits}); please report it",
+                field=f"{path}.{name}",
+                value=str(value),
+            )
+    return (number << _ROW_BITS) | row
 
 
 def _current_lsn(sequence: Any, path: str) -> int:
