@@ -23,7 +23,7 @@ from tidings.explain import Explanation, explain
 from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
 from tidings.ingest.validate import Prepared, prepared
 from tidings.ledger.current import current_records
-from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats
+from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats, Skip
 from tidings.notices.composer import NoticeStats
 from tidings.notices.replay import ReplayResult, dismiss_held, replay_held
 from tidings.outbox.channel import Channel
@@ -156,7 +156,10 @@ class Tidings:
                 skipped += 1
             else:
                 batch.append(prepared(checked, origin))
-        return self._ingestor.write(Validated(batch, [], skipped, 0, format="api"))
+        reasons = ((Skip.ENTITY.value, skipped),) if skipped else ()
+        return self._ingestor.write(
+            Validated(batch, [], skipped, 0, format="api", skipped_by_reason=reasons)
+        )
 
     # Windows
     def default_close_time(self) -> datetime:

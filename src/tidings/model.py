@@ -286,6 +286,19 @@ class LineOutcome(NamedTuple):
     reason: str | None = None
 
 
+class Skip(StrEnum):
+    """Why a record read is deliberately not an event (counted, never quarantined)."""
+
+    BLANK = "blank line"
+    TOMBSTONE = "tombstone"  # Kafka's null after a Debezium delete
+    MESSAGE = "logical decoding message"  # Debezium op m
+    TRUNCATE = "truncate"  # Debezium op t, with [sources.debezium] truncate = "ignore"
+    CONTROL = "control record"  # DMS: table DDL, status
+    TRANSACTION = "transaction record"  # DMS begin / commit
+    DMS_TABLE = "DMS's own table"  # awsdms_apply_exceptions, awsdms_status, ...
+    ENTITY = "entity skipped"  # listed in [ingest] skip_entities
+
+
 @dataclass(frozen=True, slots=True)
 class IngestStats:
     accepted: int = 0
@@ -299,6 +312,8 @@ class IngestStats:
     missing_fields: tuple[MissingField, ...] = ()
     # Each line's outcome in input order, only when asked for (the HTTP API reports per item).
     outcomes: tuple[LineOutcome, ...] = ()
+    # ``skipped`` by reason (a ``Skip``'s value), sorted by reason.
+    skipped_by_reason: tuple[tuple[str, int], ...] = ()
 
     @property
     def lines(self) -> int:
@@ -313,7 +328,22 @@ class IngestStats:
             self.skipped + other.skipped,
             _merge_missing(self.missing_fields, other.missing_fields),
             self.outcomes + other.outcomes,
+            merge_counts(self.skipped_by_reason, other.skipped_by_reason),
         )
+
+
+def merge_counts(
+    ours: tuple[tuple[str, int], ...], theirs: tuple[tuple[str, int], ...]
+) -> tuple[tuple[str, int], ...]:
+    """Two ``(name, count)`` tallies added up, sorted by name."""
+    if not theirs:
+        return ours
+    if not ours:
+        return theirs
+    merged = dict(ours)
+    for name, count in theirs:
+        merged[name] = merged.get(name, 0) + count
+    return tuple(sorted(merged.items()))
 
 
 def _merge_missing(

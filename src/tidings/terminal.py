@@ -70,6 +70,8 @@ def print_ingest(stats: IngestStats, console: Console | None = None) -> None:
     table.add_row("duplicates", f"{stats.duplicates:,}")
     table.add_row("stale", f"{stats.stale:,}")
     table.add_row("skipped (not events)", f"{stats.skipped:,}")
+    for reason, count in stats.skipped_by_reason:
+        table.add_row(f"  {reason}", f"{count:,}")
     style = "bold red" if stats.quarantined else ""
     table.add_row("quarantined", styled((f"{stats.quarantined:,}", style)))
     console.print(table)

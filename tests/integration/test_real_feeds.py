@@ -69,6 +69,11 @@ def test_debezium_postgres_with_schemas_reads_as_people_would_say_it(tmp_path: P
     stats = app.ingest_files([FIXTURES / "debezium" / "pg_changes.jsonl"])
     # The update and the delete; the tombstone, the logical message and the truncate skipped.
     assert (stats.accepted, stats.skipped, stats.quarantined) == (2, 3, 0)
+    assert dict(stats.skipped_by_reason) == {
+        "logical decoding message": 1,
+        "tombstone": 1,
+        "truncate": 1,
+    }
     changes = _changes(app, SECOND_CLOSE)
     assert changes[("T1", "1")] == {
         "kind": "updated",
@@ -174,6 +179,11 @@ def test_dms_typed_json_with_before_images(tmp_path: Path, capture: str) -> None
     # control, begin, commit and an awsdms_apply_exceptions row skipped; the key change is
     # two events (a delete of 102 and an insert of 104) from one record.
     assert (stats.skipped, stats.quarantined, stats.accepted) == (4, 0, 4)
+    assert dict(stats.skipped_by_reason) == {
+        "DMS's own table": 1,
+        "control record": 1,
+        "transaction record": 2,
+    }
     changes = _changes(app, SECOND_CLOSE)
     assert changes[("T1", "101")] == {
         "kind": "updated",

@@ -11,7 +11,7 @@ import pytest
 from tidings.config import parse_config
 from tidings.errors import ConfigError, InputError
 from tidings.ingest import Line, Validator
-from tidings.model import ChangeEvent, Op
+from tidings.model import ChangeEvent, Op, Skip
 from tidings.sources import debezium
 from tidings.sources.debezium_types import decoder_for
 
@@ -205,12 +205,12 @@ def test_a_whole_update_stays_an_upsert() -> None:
 
 @pytest.mark.parametrize("record", [None, {"schema": None, "payload": None}])
 def test_tombstones_are_not_events(record: Any) -> None:
-    assert _events(record) == ()
+    assert _events(record) is Skip.TOMBSTONE
 
 
 def test_messages_and_truncates_are_skipped_by_default() -> None:
-    assert _events(_envelope("m", None, lsn=7)) == ()
-    assert _events(_envelope("t", None, lsn=8)) == ()
+    assert _events(_envelope("m", None, lsn=7)) is Skip.MESSAGE
+    assert _events(_envelope("t", None, lsn=8)) is Skip.TRUNCATE
 
 
 def test_a_truncate_can_be_quarantined_instead() -> None:

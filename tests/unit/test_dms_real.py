@@ -10,7 +10,7 @@ import pytest
 
 from tidings.config import parse_config
 from tidings.ingest import Line, Validator, read_lines
-from tidings.model import Op
+from tidings.model import Op, Skip
 
 CONFIG = parse_config(
     {
@@ -109,28 +109,48 @@ def test_a_before_image_with_the_same_key_is_an_ordinary_update() -> None:
 
 
 @pytest.mark.parametrize(
-    "record",
+    ("record", "why"),
     [
-        {
-            "control": {},
-            "metadata": {
-                "record-type": "control",
-                "operation": "create-table",
-                "timestamp": "2026-08-02T09:00:00Z",
+        (
+            {
+                "control": {},
+                "metadata": {
+                    "record-type": "control",
+                    "operation": "create-table",
+                    "timestamp": "2026-08-02T09:00:00Z",
+                },
             },
-        },
-        {"metadata": {"record-type": "transaction", "operation": "begin", "transaction-id": 1}},
-        {"metadata": {"record-type": "transaction", "operation": "commit", "transaction-id": 1}},
-        _record(
-            "insert",
-            {"task_name": "T", "error": "RetCode: SQL_ERROR"},
-            table="awsdms_apply_exceptions",
+            Skip.CONTROL,
         ),
-        _record("update", {"id": 1}, table="awsdms_status"),
+        (
+            {"metadata": {"record-type": "transaction", "operation": "begin", "transaction-id": 1}},
+            Skip.TRANSACTION,
+        ),
+        (
+            {
+                "metadata": {
+                    "record-type": "transaction",
+                    "operation": "commit",
+                    "transaction-id": 1,
+                }
+            },
+            Skip.TRANSACTION,
+        ),
+        (
+            _record(
+                "insert",
+                {"task_name": "T", "error": "RetCode: SQL_ERROR"},
+                table="awsdms_apply_exceptions",
+            ),
+            Skip.DMS_TABLE,
+        ),
+        (_record("update", {"id": 1}, table="awsdms_status"), Skip.DMS_TABLE),
     ],
 )
-def test_records_that_are_not_row_changes_are_skipped(record: dict[str, Any]) -> None:
-    assert _events(record) == ()
+def test_records_that_are_not_row_changes_are_skipped_with_the_reason(
+    record: dict[str, Any], why: Skip
+) -> None:
+    assert _events(record) is why
 
 
 def test_pretty_printed_records_are_read_whole_and_numbered_by_their_first_line() -> None:

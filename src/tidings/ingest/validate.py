@@ -31,7 +31,7 @@ from tidings.limits import (
     excerpt,
     plain_record,
 )
-from tidings.model import ChangeEvent, MissingField, Op
+from tidings.model import ChangeEvent, MissingField, Op, Skip
 from tidings.sources import PARSERS, Format, detect, parser_for
 from tidings.sources.framing import json_records
 from tidings.store.codec import dumps, to_us
@@ -145,16 +145,16 @@ class Validator:
         A line that stands for several events (a DMS key change) is rejected here: callers
         that can take several use ``validate_events``."""
         outcome = self.validate_events(line)
+        if isinstance(outcome, Skip):
+            return None
         if isinstance(outcome, Rejection) or len(outcome) == 1:
             return outcome if isinstance(outcome, Rejection) else outcome[0]
-        if not outcome:
-            return None
         reason = "this line stands for several events; ingest it from a file instead"
         return Rejection(line, self.format, outcome[0].id, None, reason)
 
-    def validate_events(self, line: Line) -> tuple[ChangeEvent, ...] | Rejection:
-        """The line's events (none for a record that is deliberately not an event, such as a
-        Debezium tombstone; two for a DMS key change), or a rejection."""
+    def validate_events(self, line: Line) -> tuple[ChangeEvent, ...] | Rejection | Skip:
+        """The line's events (two for a DMS key change), a rejection, or why it is
+        deliberately not an event (a Debezium tombstone, a DMS control record)."""
         fmt = self._fmt
         try:
             record = orjson.loads(line.raw)
@@ -162,7 +162,7 @@ class Validator:
             where = _json_error(exc, line.raw)
             return Rejection(line, fmt.value, None, None, f"not valid JSON: {where}")
         if record is None and fmt in (Format.AUTO, Format.DEBEZIUM):
-            return ()  # a Debezium tombstone as a console consumer prints it: not an event
+            return Skip.TOMBSTONE  # a Debezium tombstone as a console consumer prints it
         if not isinstance(record, dict):
             return Rejection(line, fmt.value, None, None, "expected a JSON object on each line")
         events: list[ChangeEvent] = []
@@ -172,10 +172,14 @@ class Validator:
                 parsed = PARSERS[fmt](record, line.raw, self._config)
             else:
                 parsed = self._parser(record, line.raw, self._config)
-            for event in (parsed,) if isinstance(parsed, ChangeEvent) else parsed or ():
+            if isinstance(parsed, Skip):
+                return parsed
+            for event in (parsed,) if isinstance(parsed, ChangeEvent) else parsed:
                 checked = self._checked(event)
                 if checked is not None:
                     events.append(checked)
+            if not events:
+                return Skip.ENTITY  # every event named an entity in [ingest] skip_entities
         except InputError as exc:
             name = exc.record or _record_name(record)
             return Rejection(line, fmt.value, name, exc.field, exc.reason, exc.value)
@@ -360,6 +364,7 @@ class Validated:
     source: Sequence[Plain] = ()
     missing: tuple[MissingField, ...] = field(default=())
     format: str = Format.AUTO.value
+    skipped_by_reason: tuple[tuple[str, int], ...] = ()
 
     def raw_of(self, origin: str) -> bytes | None:
         """The line a row's origin (``file:number``) names, if this batch read it."""
@@ -374,6 +379,7 @@ def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
     rows: list[Prepared] = []
     rejected: list[Rejection] = []
     skipped = count = 0
+    reasons: dict[str, int] = {}
     native = validator.native
     loads = orjson.loads
     for origin, number, raw in lines:
@@ -389,18 +395,28 @@ def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
             if row is not None:
                 rows.append(row)
                 continue
-        if not raw.strip():
-            skipped += 1  # a blank line: not an event, but counted like every line read
-            continue
-        outcome = validator.validate_events(Line(origin, number, raw))
-        if isinstance(outcome, Rejection):
-            rejected.append(outcome)
-        elif not outcome:
+        # A blank line is not an event, but counted like every line read.
+        outcome = (
+            validator.validate_events(Line(origin, number, raw)) if raw.strip() else Skip.BLANK
+        )
+        if isinstance(outcome, Skip):
             skipped += 1
+            reasons[outcome.value] = reasons.get(outcome.value, 0) + 1
+        elif isinstance(outcome, Rejection):
+            rejected.append(outcome)
         else:
             rows.extend(prepared(event, where) for event in outcome)
     missing = validator.presence.take()
-    return Validated(rows, rejected, skipped, count, lines, missing, validator.format)
+    return Validated(
+        rows,
+        rejected,
+        skipped,
+        count,
+        lines,
+        missing,
+        validator.format,
+        tuple(sorted(reasons.items())),
+    )
 
 
 def read_lines(origin: str, stream: Iterable[bytes]) -> Iterator[Line]:

@@ -233,6 +233,7 @@ class Ingestor:
             batch.skipped,
             batch.missing,
             line_outcomes(batch, kept, [*planned.rejected, *refused]) if detail else (),
+            batch.skipped_by_reason,
         )
         return stats, [*planned.rejected, *refused] if not quarantining else []
 

@@ -1,10 +1,10 @@
 """Sources turn something outside into ``ChangeEvent``s; nothing else knows where events came from.
 
 Each format is one module with a ``parse(record, raw, config)`` function returning an event,
-a tuple of events, or ``None`` (the record is deliberately not an event, such as a DMS
-control record), and is
-registered explicitly in ``PARSERS``. ``detect`` picks the format of a record from its shape.
-Values in ``data`` are returned as they came; ingest normalises them by declared field type.
+a tuple of events, or a ``Skip`` saying why the record is deliberately not an event (a DMS
+control record, a Debezium tombstone), and is registered explicitly in ``PARSERS``.
+``detect`` picks the format of a record from its shape. Values in ``data`` are returned as
+they came; ingest normalises them by declared field type.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from tidings.config import Config
 from tidings.errors import UnknownFormatError
-from tidings.model import ChangeEvent
+from tidings.model import ChangeEvent, Skip
 from tidings.sources import debezium, dms, native
 
 
@@ -26,9 +26,9 @@ class Format(StrEnum):
     DEBEZIUM = "debezium"
 
 
-Parser = Callable[[Mapping[str, Any], bytes, Config], ChangeEvent | tuple[ChangeEvent, ...] | None]
+Parser = Callable[[Mapping[str, Any], bytes, Config], ChangeEvent | tuple[ChangeEvent, ...] | Skip]
 """A record's event, its events (a DMS primary-key change: a delete and an insert), or
-``None`` for a record that is deliberately not an event."""
+why the record is deliberately not an event."""
 
 PARSERS: dict[Format, Parser] = {
     Format.NATIVE: native.parse,

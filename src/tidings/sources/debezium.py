@@ -43,7 +43,7 @@ import orjson
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.limits import EARLIEST, LATEST, check_int, excerpt
-from tidings.model import ChangeEvent, Op
+from tidings.model import ChangeEvent, Op, Skip
 from tidings.sources.debezium_types import Decoder, decode, row_decoders
 from tidings.sources.encodings import entity_decoders
 from tidings.sources.fields import key_field, key_of, object_at, text_at
@@ -59,20 +59,20 @@ _GTID_BITS = 51
 _GTID_NUMBER = re.compile(r"[:-](\d{1,20})$")
 
 
-def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | None:
+def parse(record: Mapping[str, Any], raw: bytes, config: Config) -> ChangeEvent | Skip:
     wrapped = "payload" in record
     payload = record["payload"] if wrapped else record
     if payload is None:
-        return None  # a tombstone: Kafka's compaction marker after a delete
+        return Skip.TOMBSTONE  # Kafka's compaction marker after a delete
     prefix = "payload." if wrapped else ""
     if not isinstance(payload, Mapping):
         raise InputError("expected an object", field="payload", value=excerpt(payload))
     op_text = payload.get("op")
     if op_text == "m":
-        return None
+        return Skip.MESSAGE
     if op_text == "t":
         if config.sources.debezium.truncate == "ignore":
-            return None
+            return Skip.TRUNCATE
         raise InputError(
             "a truncate names no rows, so Tidings cannot tell who lost which record; "
             "delete the records by other means, or set [sources.debezium] truncate = "

@@ -26,11 +26,10 @@ from typing import Any
 from tidings.config import Config
 from tidings.errors import InputError
 from tidings.limits import check_time, excerpt
-from tidings.model import ChangeEvent, Op
+from tidings.model import ChangeEvent, Op, Skip
 from tidings.sources.fields import key_field, key_of, object_at, text_at
 
 _OPS = {"load": Op.LOAD, "insert": Op.UPSERT, "update": Op.UPSERT, "delete": Op.DELETE}
-_NOT_DATA = frozenset({"control", "transaction"})
 _TRANSACTION_OPS = frozenset({"begin", "commit"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -38,13 +37,15 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def parse(
     record: Mapping[str, Any], raw: bytes, config: Config
-) -> ChangeEvent | tuple[ChangeEvent, ...] | None:
+) -> ChangeEvent | tuple[ChangeEvent, ...] | Skip:
     settings = config.sources.dms
     metadata = object_at(record, "metadata")
     record_type = metadata.get("record-type")
     operation = metadata.get("operation")
-    if record_type in _NOT_DATA or operation in _TRANSACTION_OPS:
-        return None
+    if record_type == "control":
+        return Skip.CONTROL
+    if record_type == "transaction" or operation in _TRANSACTION_OPS:
+        return Skip.TRANSACTION
     if record_type != "data":
         raise InputError(
             "expected 'data', 'control' or 'transaction'",
@@ -53,7 +54,7 @@ def parse(
         )
     entity = text_at(metadata, "table-name", "metadata")
     if entity.lower().startswith("awsdms_"):
-        return None  # DMS's own bookkeeping (apply exceptions, status, history)
+        return Skip.DMS_TABLE  # DMS's own bookkeeping (apply exceptions, status, history)
     op = _op(operation)
     source = text_at(metadata, "schema-name", "metadata")
     at = _timestamp(metadata.get("timestamp"))

@@ -63,6 +63,8 @@ class Totals(BaseModel):
     stale: int
     quarantined: int
     skipped: int
+    # Why the skipped items are not events (tombstone, transaction record, ...).
+    skipped_by_reason: dict[str, int] = {}
 
 
 class PushResult(BaseModel):
@@ -251,4 +253,5 @@ def _totals(stats: IngestStats, items: int) -> Totals:
         stale=stats.stale,
         quarantined=stats.quarantined,
         skipped=stats.skipped,
+        skipped_by_reason=dict(stats.skipped_by_reason),
     )
