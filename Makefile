@@ -41,9 +41,11 @@ browser:
 
 # Two workers: the machines have two cores, and the slow tests (real servers, fuzzing,
 # SIGKILL loops) are independent of each other. (Three workers were no faster here, and the
-# SIGKILL tests, which time their kills from a reference run, missed their moment.)
+# SIGKILL tests, which time their kills from a reference run, missed their moment.) The slow
+# tests are collected first (tests/conftest.py) and handed out one at a time, so the two
+# workers share them instead of one worker receiving them all in its first batch.
 test: lint browser
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1
 
 # wrk (from Debian) loads the inbox API without measuring a Python client instead.
 wrk:

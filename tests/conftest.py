@@ -125,3 +125,11 @@ def make_app(store_url: str, clock: FakeClock) -> Iterator[Callable[..., Tidings
 @pytest.fixture
 def app(make_app: Callable[..., Tidings]) -> Tidings:
     return make_app()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: the workers start on the longest work while the many short tests
+    fill in around it, instead of one worker finishing a two-minute test alone at the end."""
+    items.sort(
+        key=lambda item: (item.get_closest_marker("slow") is None, "sigkill" not in item.name)
+    )

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import cel
-
+from tidings import celexpr as cel
 from tidings.config import Config, EntityType, RuleConfig
 from tidings.errors import ConfigError
 from tidings.model import Kind, NoticeItem, Record

@@ -132,6 +132,7 @@ def test_a_bad_config_exits_2_and_names_every_bad_key(tmp_path: Path) -> None:
 # --- ingest, quarantine, preview, close, explain, prune -----------------------------------
 
 
+@pytest.mark.slow
 def test_a_day_through_the_cli_on_both_stores(tmp_path: Path, store_url: str) -> None:
     config = tmp_path / "tidings.toml"
     config.write_text(toml_config(store_url), encoding="utf-8")

@@ -76,6 +76,7 @@ def folder(tmp_path: Path, store_url: str) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_users_keys_and_grants_through_the_command(folder: Path) -> None:
     password = "a long enough password"
     added = _run(folder, "users", "add", "ann", "--role", "admin", stdin=password + "\n")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer.main
 from typer.core import TyperGroup
 
@@ -83,6 +84,7 @@ def test_every_command_has_a_bad_arguments_case() -> None:
     assert sorted(_commands(command)) == sorted(BAD)
 
 
+@pytest.mark.slow
 def test_bad_arguments_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "tidings.toml"
     config.write_text(toml_config("sqlite:///tidings.db", 2525), encoding="utf-8")

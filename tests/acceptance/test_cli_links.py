@@ -81,6 +81,7 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_a_digest_email_can_be_acted_on_and_unsubscribe_is_recorded_once(
     tmp_path: Path, smtp: LocalSmtpServer
 ) -> None:

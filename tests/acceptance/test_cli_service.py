@@ -363,6 +363,7 @@ def test_the_readme_lists_every_command_that_prints_json() -> None:
 # --- point 4g: help written for people, at 80 columns ------------------------------------------
 
 
+@pytest.mark.slow
 def test_help_fits_80_columns_and_says_how_to_use_it(tmp_path: Path) -> None:
     root = typer.main.get_command(app)
     words = [[], *(path.split() for path, _ in _commands(root))]

@@ -29,6 +29,9 @@ def store_url(sql_url: str) -> str:
 ENTITIES = 10_000
 EDITS_PER_ENTITY = 8
 CLOSE_AT = "2025-08-06T18:00:00+01:00"
+# Each round starts a run and kills it at a random moment of its work; five land in enough
+# different places (reading, validating, writing, committing) within the suite's time.
+KILL_ROUNDS = 5
 
 
 def _write_config(path: Path, store_url: str) -> Path:
@@ -113,7 +116,7 @@ def _run_killed(args: list[str], config: Path, takes: float, rng: random.Random)
     until one run gets to the end first (after that, runs would only find nothing to do).
     Returns how many runs were killed."""
     killed = 0
-    for _ in range(8):
+    for _ in range(KILL_ROUNDS):
         proc = _tidings(*args, config=config)
         # Within the run's own time (as measured uninterrupted), so a kill lands mid-work.
         time.sleep(rng.uniform(min(0.5, takes / 2), takes * 0.8))

@@ -41,11 +41,11 @@ TRAINEES = 1_000
 BOOT = datetime(2025, 8, 1, 17, 0, tzinfo=UTC)  # 18:00 in London: the people are loaded
 DAY1 = datetime(2025, 8, 6, 17, 0, tzinfo=UTC)  # 18:00 in London: one placement each
 LEASE = 1.0  # seconds; a killed dispatcher's claims are taken over this long after
-MAX_KILLS = 20  # after this many kills the dispatcher is left to finish
+MAX_KILLS = 12  # after this many kills the dispatcher is left to finish
 MAX_SENDS_BEFORE_KILL = 60  # most kills come after a random number of this run's emails...
 KILL_JITTER = 0.05  # ...and a random moment later, wherever that falls in a send
 STARTUP_KILL_EVERY = 5  # every fifth kill comes at any moment: start-up, a claim, a send
-MIN_KILLS_MID_DELIVERY = 8
+MIN_KILLS_MID_DELIVERY = 6
 IDEM_HEADER = "X-Tidings-Idempotency-Key"
 
 

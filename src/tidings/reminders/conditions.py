@@ -14,8 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import cel
-
+from tidings import celexpr as cel
 from tidings.config import Config
 from tidings.errors import ConfigError
 

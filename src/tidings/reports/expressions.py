@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-import cel
-
+from tidings import celexpr as cel
 from tidings.errors import ConfigError
 from tidings.reportspec import ReportConfig
 

@@ -9,16 +9,17 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
-from openpyxl.worksheet.worksheet import Worksheet
 
 from tidings.reports.table import ChartData, Report
+
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.worksheet.worksheet import Worksheet
 
 _HERE = Path(__file__).parent
 # GOV.UK design system colours: distinguishable, and each with text contrast on white.
@@ -57,6 +58,10 @@ def _inert(value: Any) -> Any:
 def to_xlsx(report: Report, path: Path) -> None:
     """A workbook: the rows (header frozen, filters on, flagged rows shaded), and a summary
     sheet with the counts per group."""
+    # Imported here: openpyxl takes a quarter of a second to load, and only this needs it.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+
     book = Workbook(write_only=True)
     bold = Font(bold=True)
     shade = PatternFill("solid", fgColor="FFF2CC")
@@ -179,6 +184,8 @@ def _cell(value: Any) -> Any:
 def _styled(
     sheet: Worksheet, value: Any, *, font: Font | None = None, fill: PatternFill | None = None
 ) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value=value)
     if isinstance(value, str):
         cell.data_type = "s"  # text stays text: "=..." from the data is never a formula
