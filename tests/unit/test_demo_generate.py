@@ -20,7 +20,7 @@ from tidings.errors import InputError
 from tidings.fieldtypes import RecordNormaliser
 from tidings.ledger.fold import Step, fold
 from tidings.ledger.netchange import changes_by_recipient
-from tidings.model import ChangeEvent, EntityRef, Kind, Op
+from tidings.model import ChangeEvent, EntityRef, Kind, Op, Skip
 from tidings.sources import dms, native
 
 LONDON = ZoneInfo("Europe/London")
@@ -347,7 +347,7 @@ def test_dms_records_are_well_formed_and_hit_bootstrapped_placements(
         assert (metadata["schema-name"], metadata["table-name"]) == ("tcs", "Placement")
         if metadata["record-type"] == "control":
             control += 1
-            assert dms.parse(record, line.encode(), config) is None
+            assert dms.parse(record, line.encode(), config) is Skip.CONTROL
             continue
         data += 1
         assert metadata["record-type"] == "data"
@@ -389,7 +389,7 @@ def test_expected_agrees_with_folding_every_event(
     loads, _, _ = _parse_native(bootstrap, config)
     edits, _, _ = _parse_native(work.native_lines, config)
     from_dms = [dms.parse(orjson.loads(line), line.encode(), config) for line in work.dms_lines]
-    day_events = edits + [e for e in from_dms if e is not None]
+    day_events = edits + [e for e in from_dms if isinstance(e, ChangeEvent)]
     baseline = _steps(loads, config)
     touched = _steps(day_events, config)
 

@@ -10,7 +10,7 @@ import pytest
 
 from tidings.config import Config, parse_config
 from tidings.errors import InputError
-from tidings.model import Op
+from tidings.model import Op, Skip
 from tidings.sources import Format, debezium, detect, dms
 
 CONFIG = parse_config({})
@@ -111,7 +111,7 @@ def test_dms_control_records_are_skipped() -> None:
             "table-name": "Placement",
         },
     }
-    assert dms.parse(record, _raw(record), CONFIG) is None
+    assert dms.parse(record, _raw(record), CONFIG) is Skip.CONTROL
 
 
 def test_dms_event_ids_are_deterministic_by_raw_bytes() -> None:
@@ -249,15 +249,15 @@ def test_debezium_wrapped_envelope_parses_like_the_bare_payload() -> None:
     assert event.id != bare.id  # different raw bytes
 
 
-@pytest.mark.parametrize("code", ["t", "m"])
-def test_debezium_truncate_and_message_are_skipped(code: str) -> None:
+@pytest.mark.parametrize(("code", "why"), [("t", Skip.TRUNCATE), ("m", Skip.MESSAGE)])
+def test_debezium_truncate_and_message_are_skipped(code: str, why: Skip) -> None:
     payload = {"op": code, "source": {"name": "tcs", "table": "Placement"}, "ts_ms": 1}
-    assert parse_debezium(payload) is None
-    assert parse_debezium(wrapped(payload)) is None
+    assert parse_debezium(payload) is why
+    assert parse_debezium(wrapped(payload)) is why
 
 
 def test_debezium_tombstone_is_skipped() -> None:
-    assert parse_debezium({"schema": None, "payload": None}) is None
+    assert parse_debezium({"schema": None, "payload": None}) is Skip.TOMBSTONE
 
 
 def test_debezium_seq_is_the_lsn_and_at_the_source_time() -> None:

@@ -89,7 +89,7 @@ def test_each_item_gets_its_result_in_order_and_a_bad_one_does_not_hold_back_the
         "stale": 0,
         "quarantined": 2,
         "skipped": 1,
-            "skipped_by_reason": {"control record": 1},
+        "skipped_by_reason": {"control record": 1},
     }
     bad_date = result["results"][2]["error"]
     assert bad_date["record"] == "P2-1"

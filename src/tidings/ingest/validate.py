@@ -44,6 +44,7 @@ Prepared = tuple[str, str, str, str, int, str, int, str | None, str | None]
 """An event as the log stores it: (id, source, entity, key, seq, op, at_us, data JSON, origin)."""
 
 _OP_TEXT = {op: op.value for op in Op}
+_UNPARSED: Any = object()  # validate_events: the caller has not read the line's JSON
 
 
 class Line(NamedTuple):
@@ -152,12 +153,15 @@ class Validator:
         reason = "this line stands for several events; ingest it from a file instead"
         return Rejection(line, self.format, outcome[0].id, None, reason)
 
-    def validate_events(self, line: Line) -> tuple[ChangeEvent, ...] | Rejection | Skip:
+    def validate_events(
+        self, line: Line, parsed: Any = _UNPARSED
+    ) -> tuple[ChangeEvent, ...] | Rejection | Skip:
         """The line's events (two for a DMS key change), a rejection, or why it is
-        deliberately not an event (a Debezium tombstone, a DMS control record)."""
+        deliberately not an event (a Debezium tombstone, a DMS control record). ``parsed``:
+        the line's JSON, if the caller has read it already (and changed nothing in it)."""
         fmt = self._fmt
         try:
-            record = orjson.loads(line.raw)
+            record = orjson.loads(line.raw) if parsed is _UNPARSED else parsed
         except orjson.JSONDecodeError as exc:
             where = _json_error(exc, line.raw)
             return Rejection(line, fmt.value, None, None, f"not valid JSON: {where}")
@@ -387,17 +391,24 @@ def validate_batch(validator: Validator, lines: Sequence[Plain]) -> Validated:
         where = f"{origin}:{number}"
         if len(where) > ORIGIN_WIDTH:
             where = fit_origin(where)
+        parsed: Any = _UNPARSED
         if native:
             try:
-                row = validator.native_row(loads(raw), where)
+                parsed = loads(raw)
+                row = validator.native_row(parsed, where)
             except orjson.JSONDecodeError:
                 row = None
             if row is not None:
                 rows.append(row)
                 continue
+            if type(parsed) is not dict or "entity" in parsed:
+                # native_row may have normalised a native event's data in place: read afresh.
+                parsed = _UNPARSED
         # A blank line is not an event, but counted like every line read.
         outcome = (
-            validator.validate_events(Line(origin, number, raw)) if raw.strip() else Skip.BLANK
+            validator.validate_events(Line(origin, number, raw), parsed)
+            if raw.strip()
+            else Skip.BLANK
         )
         if isinstance(outcome, Skip):
             skipped += 1
