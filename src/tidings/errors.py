@@ -14,6 +14,7 @@ and what to do. Foreign errors (SQLAlchemy, TOML, JSON) are mapped at the edge::
     ├── WindowError            a window cannot be closed as asked (for example a bad --at time)
     ├── LinkError              a link's token is malformed, altered, or not signed by us
     ├── AccessError            a sign-in, API key or grant was refused (names no secret)
+    ├── SourceError            a live source (Kafka, PostgreSQL) refused or failed for good
     └── ListenError            tidings serve cannot listen where [serve] says (port taken...)
 """
 
@@ -105,6 +106,12 @@ class LinkError(TidingsError):
 class AccessError(TidingsError):
     """A sign-in, key or grant was refused: unknown user, wrong password, locked account,
     revoked key, a role or scope that does not exist. The message names no secret."""
+
+
+class SourceError(TidingsError):
+    """A live source cannot go on: the broker or server refused us (authentication, access,
+    a missing topic) or failed for good. Passing trouble (a broker restarting) is retried,
+    not raised; the message names the source and what to check, never a secret."""
 
 
 class ListenError(TidingsError):

@@ -13,6 +13,7 @@ import typer
 from tidings.cli import (
     access,
     attention,
+    capture,
     delivery,
     links,
     quarantine,
@@ -37,6 +38,7 @@ net change, and sends each person one digest per channel (email, SMS, in-app inb
 The usual sequence:
   tidings init                write a commented ./{DEFAULT_PATH}
   tidings ingest FILE...      store change events (JSON Lines; - reads stdin)
+  tidings consume             or read them live: Kafka topics, PostgreSQL replication
   tidings preview             what closing the window would tell whom
   tidings close               fold the window and write the digests
   tidings dispatch --once     send what is due
@@ -95,7 +97,18 @@ def top_level(
     set_config_before(config)
 
 
-for group in (records, quarantine, delivery, links, reminders, reports, attention, serve, access):
+for group in (
+    records,
+    capture,
+    quarantine,
+    delivery,
+    links,
+    reminders,
+    reports,
+    attention,
+    serve,
+    access,
+):
     group.register(app)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tidings.api import Tidings
+from tidings.capture import captures
+from tidings.capture.runner import Running
 from tidings.cli.common import (
     ID_MAX,
     ConfigOption,
@@ -190,6 +194,9 @@ async def run_service(
     delivery = tidings.require_delivery()
     jobs = service_jobs(tidings, on_close=on_close)
     first = tidings.first_close_due()
+    # Live sources read beside the schedule, each in its own thread, stopped with the service.
+    live = captures(tidings.config, tidings.ingest_lines, os.environ)
+    live_stop = threading.Event()
     log.info(
         announce,
         extra={
@@ -197,9 +204,11 @@ async def run_service(
                 **(fields or {}),
                 "first_close": first.astimezone(tidings.config.tz).isoformat(),
                 "jobs": jobs.names,
+                "live_sources": [c.name for c in live],
             }
         },
     )
+    running = Running(live, live_stop).start()
     try:
         return await serve(
             jobs.close,
@@ -211,7 +220,13 @@ async def run_service(
             each_tick=jobs.each_tick,
         )
     finally:
+        live_stop.set()
+        # A source finishes the batch it holds (committing it, then its position) first.
+        await asyncio.to_thread(running.join, _LIVE_STOP_S)
         await delivery.aclose()
+
+
+_LIVE_STOP_S = 30.0
 
 
 def _log_close(what: str, result: CloseResult, plan: NoticeStats | None) -> None:
