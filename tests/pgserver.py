@@ -11,6 +11,11 @@
 
 In every case the dedicated test database (``tidings_test`` by default) is created if missing.
 
+``logical=True`` asks for a server that can do logical replication (``wal_level=logical``, with
+room for replication slots and WAL senders): always a private server, since neither the
+environment's nor the machine's server is known to have it. Several processes (pytest-xdist
+workers) given the same ``workdir`` share one such server; the last of them to exit stops it.
+
 PostgreSQL refuses to run as root, so when this process is root the private server is
 initialised and run as the ``postgres`` system user (or a dedicated system user created with
 ``useradd``), via ``runuser``/``su``.
@@ -59,7 +64,7 @@ _START_ATTEMPTS = 4  # a free port can be taken by someone else before the serve
 _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 _lock = threading.Lock()
-_url_cache: dict[tuple[str, bool, str, str | None], str] = {}
+_url_cache: dict[tuple[str, bool, str, str | None, bool], str] = {}
 _servers: dict[Path, _PrivateServer] = {}
 
 
@@ -68,16 +73,21 @@ def ensure_postgres(
     *,
     prefer_running: bool = True,
     dbname: str = DEFAULT_DBNAME,
+    logical: bool = False,
 ) -> str:
     """Return a SQLAlchemy URL for a ready PostgreSQL server with database ``dbname``.
 
     ``prefer_running=False`` skips ``$TIDINGS_TEST_PG_URL`` and 127.0.0.1:5432 and always
     uses (starting it if needed) the private server whose data lives under ``workdir``.
     Repeated calls in one process with the same arguments return the cached URL.
+    ``logical=True``: a private server with ``wal_level=logical``, shared by every process
+    that asks for one under the same ``workdir`` (``prefer_running`` is then ignored).
     """
     workdir = Path(workdir).resolve()
+    if logical:
+        prefer_running = False
     env_url = (os.environ.get(ENV_URL) or None) if prefer_running else None
-    key = (str(workdir), prefer_running, dbname, env_url)
+    key = (str(workdir), prefer_running, dbname, env_url, logical)
     with _lock:
         cached = _url_cache.get(key)
         if cached is not None:
@@ -88,7 +98,7 @@ def ensure_postgres(
             _ensure_database(_local_params(_LOCAL_PORT), dbname)
             url = _local_url(_LOCAL_PORT, dbname)
         else:
-            port = _ensure_private_server(workdir)
+            port = _ensure_private_server(workdir, logical=logical)
             _ensure_database(_local_params(port), dbname)
             url = _local_url(port, dbname)
         _url_cache[key] = url
@@ -200,6 +210,8 @@ class _PrivateServer:
     owner_pid: int = field(default_factory=os.getpid)
     cleanup: list[Path] = field(default_factory=list)
     stopped: bool = False
+    # A shared (logical) server: the file listing the processes using it; the last one stops it.
+    users: Path | None = None
 
     def stop(self) -> None:
         """Stop the server (idempotent; a forked child never stops its parent's server)."""
@@ -216,10 +228,20 @@ class _PrivateServer:
         """Stop the server, then remove the temporary directories it used (at exit)."""
         if os.getpid() != self.owner_pid:
             return
-        try:
-            self.stop()
-        finally:
-            _remove(self.cleanup)
+        if self.users is None:
+            try:
+                self.stop()
+            finally:
+                _remove(self.cleanup)
+            return
+        # Shared: under the set-up lock, so no one joins while the last user stops it.
+        with _file_lock(self.users.parent / ".pgserver.lock"):
+            if not _leave(self.users):
+                return  # another process still uses it
+            try:
+                self.stop()
+            finally:
+                _remove(self.cleanup)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -430,7 +452,7 @@ def _data_location(workdir: Path, user: str | None) -> tuple[Path, list[Path]]:
     return datadir, [holder, link]
 
 
-def _running_port(datadir: Path) -> int | None:
+def _running_port(datadir: Path, logical: bool = False) -> int | None:
     """The port of a server already running on ``datadir`` that we can use, if any."""
     try:
         lines = (datadir / "postmaster.pid").read_text().splitlines()
@@ -438,10 +460,49 @@ def _running_port(datadir: Path) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
     try:
-        _check(_local_params(port))
+        with _connect(_local_params(port)) as conn:
+            row = conn.execute("SHOW wal_level").fetchone()
     except psycopg.Error:
         return None
+    if logical and (row is None or row[0] != "logical"):
+        raise RuntimeError(
+            f"a server without wal_level=logical runs on {datadir}; stop it or use another workdir"
+        )
     return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _users(path: Path) -> set[int]:
+    """The live processes listed in a shared server's users file (the dead are forgotten:
+    a worker killed without running its exit handlers must not keep the server up)."""
+    try:
+        pids = {int(p) for p in path.read_text().split()}
+    except (OSError, ValueError):
+        pids = set()
+    return {pid for pid in pids if _alive(pid)}
+
+
+def _join(path: Path) -> None:
+    """Add this process to a shared server's users (the caller holds the set-up lock)."""
+    pids = _users(path) | {os.getpid()}
+    path.write_text("".join(f"{pid}\n" for pid in sorted(pids)))
+
+
+def _leave(path: Path) -> bool:
+    """Take this process off the users list (the caller holds the set-up lock); whether it
+    was the last one."""
+    pids = _users(path) - {os.getpid()}
+    path.write_text("".join(f"{pid}\n" for pid in sorted(pids)))
+    return not pids
 
 
 def _initdb(bins: _Binaries, datadir: Path, user: str | None) -> None:
@@ -487,8 +548,18 @@ def _socket_dir(datadir: Path, user: str | None, cleanup: list[Path]) -> Path:
     return short
 
 
-def _start(bins: _Binaries, datadir: Path, user: str | None, cleanup: list[Path]) -> int:
+_LOGICAL_SETTINGS = (
+    "wal_level=logical",
+    "max_replication_slots=20",
+    "max_wal_senders=20",
+)
+
+
+def _start(
+    bins: _Binaries, datadir: Path, user: str | None, cleanup: list[Path], logical: bool = False
+) -> int:
     sockdir = _socket_dir(datadir, user, cleanup)
+    extra = [arg for setting in _LOGICAL_SETTINGS for arg in ("-c", setting)] if logical else []
     last: subprocess.CompletedProcess[str] | None = None
     for _ in range(_START_ATTEMPTS):
         port = _free_port()
@@ -506,6 +577,7 @@ def _start(bins: _Binaries, datadir: Path, user: str | None, cleanup: list[Path]
                 "synchronous_commit=off",
                 "-c",
                 "full_page_writes=off",
+                *extra,
             ]
         )
         cmd = [str(bins.pg_ctl), "start", "-D", str(datadir), "-l", str(datadir / _LOG_NAME)]
@@ -532,23 +604,33 @@ def _start(bins: _Binaries, datadir: Path, user: str | None, cleanup: list[Path]
             time.sleep(0.1)
 
 
-def _ensure_private_server(workdir: Path) -> int:
+def _ensure_private_server(workdir: Path, logical: bool = False) -> int:
     server = _servers.get(workdir)
     if server is not None and not server.stopped:
         return server.port
     workdir.mkdir(parents=True, exist_ok=True)
     bins = _find_binaries()
     user = _service_user()
+    users = workdir / ".pgserver.users" if logical else None
     # Serialise set-up across processes sharing workdir; the loser re-uses the winner's server.
     with _file_lock(workdir / ".pgserver.lock"):
         datadir, cleanup = _data_location(workdir, user)
-        port = _running_port(datadir)
-        if port is not None:
+        port = _running_port(datadir, logical)
+        if port is not None and users is None:
             return port  # started by someone else, who also stops it
+        if port is not None and users is not None:
+            # Shared: whoever leaves last stops it, whoever started it.
+            _join(users)
+            server = _PrivateServer(bins, datadir, port, user, cleanup=cleanup, users=users)
+            _servers[workdir] = server
+            atexit.register(server.stop_and_clean_up)
+            return port
         _initdb(bins, datadir, user)
-        server = _PrivateServer(bins, datadir, 0, user, cleanup=cleanup)
+        server = _PrivateServer(bins, datadir, 0, user, cleanup=cleanup, users=users)
         try:
-            server.port = _start(bins, datadir, user, cleanup)
+            server.port = _start(bins, datadir, user, cleanup, logical)
+            if users is not None:
+                _join(users)
         except BaseException:
             # Best effort: pg_ctl may have left a half-started server behind.
             server.stop_and_clean_up()
