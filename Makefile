@@ -57,6 +57,8 @@ bench: $(STAMP) wrk
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/remind_report.py
 	$(BIN)/python bench/serve_http.py
+	$(BIN)/python bench/kafka_consume.py
+	$(BIN)/python bench/pg_capture.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out bench-out

@@ -159,3 +159,55 @@ def test_a_missing_password_variable_is_named_and_an_unreachable_broker_reported
     assert status["reachable"] is False
     assert "cannot reach Kafka at 127.0.0.1:9" in status["warnings"][0]
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_run_reads_the_live_sources_beside_its_schedule_and_stops_on_sigterm(
+    kafka: str, tmp_path: Path
+) -> None:
+    topic = f"run-{uuid.uuid4().hex[:8]}"
+    create_topic(kafka, topic)
+    cli = _config(tmp_path, kafka, topic)
+    # tidings run sends, so it needs a channel and a rule.
+    with cli.config.open("a", encoding="utf-8") as config:
+        config.write(
+            '[entities.Person]\nkey = "id"\n[channels.inbox]\nkind = "inapp"\n'
+            '[[rules]]\nname = "placements"\nentity = "placement"\nchannels = ["inbox"]\n'
+            'template = "default"\n'
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "run", "--log-format", "json"],
+        cwd=tmp_path,
+        env={**os.environ, "TIDINGS_CONFIG": str(cli.config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    app = None
+    try:
+        produce(kafka, topic, _lines(FIXTURES / "dms" / "load.jsonl"))
+        stored = 0
+        deadline = time.monotonic() + 30
+        while stored < 3 and time.monotonic() < deadline:
+            if (tmp_path / "tidings.db").exists():
+                app = app or Tidings.open(cli.config, create=False)
+                with app.store.read() as tx:
+                    stored = tx.events.count()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if app is not None:
+            app.store.dispose()
+    assert process.returncode == 0, err
+    assert stored == 3
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    started = next(entry for entry in logged if entry["message"].startswith("running"))
+    assert started["live_sources"] == ["feed"]
+    batches = [entry for entry in logged if entry["message"] == "batch stored"]
+    assert sum(entry["accepted"] for entry in batches) == 3
+    assert {entry["source"] for entry in batches} == {"feed"}
+    # The log holds counts, never the records' values.
+    assert "Leeds General" not in err
+    assert '"T1"' not in err

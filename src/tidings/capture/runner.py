@@ -74,6 +74,8 @@ class Running:
             with self._lock:
                 outcome = self.outcomes[name]
                 outcome.stats = outcome.stats + stats
+            level = logging.WARNING if stats.quarantined else logging.INFO
+            log.log(level, "batch stored", extra={"fields": {"source": name, **figures(stats)}})
             if self._on_batch is not None:
                 self._on_batch(name, stats)
 
@@ -103,3 +105,14 @@ class Running:
                 )
                 self._stop.wait(pause)
                 pause = min(pause * 2, _LONGEST_PAUSE_S)
+
+
+def figures(stats: IngestStats) -> dict[str, object]:
+    """A batch's counts for the log (never its contents)."""
+    return {
+        "accepted": stats.accepted,
+        "duplicates": stats.duplicates,
+        "stale": stats.stale,
+        "skipped": stats.skipped,
+        "quarantined": stats.quarantined,
+    }

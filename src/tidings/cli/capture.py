@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from tidings.capture import SourceStatus, captures
-from tidings.capture.runner import Outcome, Running
+from tidings.capture.runner import Outcome, Running, figures
 from tidings.cli.common import (
     ConfigOption,
     LogFormat,
@@ -26,7 +26,6 @@ from tidings.cli.common import (
     print_json,
     start_logging,
 )
-from tidings.model import IngestStats
 from tidings.terminal import err, literal, out, styled
 
 log = logging.getLogger("tidings.capture")
@@ -86,15 +85,12 @@ def consume(
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOPPING}
 
-        def logged(name: str, stats: IngestStats) -> None:
-            log.info("batch stored", extra={"fields": {"source": name, **_figures(stats)}})
-
         log.info(
             "reading live sources" + ("" if until_idle else " until stopped (Ctrl-C or SIGTERM)"),
             extra={"fields": {"sources": [c.name for c in found]}},
         )
         try:
-            running = Running(found, stop, until_idle=until_idle, on_batch=logged).start()
+            running = Running(found, stop, until_idle=until_idle).start()
             # Joined in short steps, so this thread can act on a signal meanwhile.
             while running.alive:
                 running.join(0.2)
@@ -165,21 +161,11 @@ def _amount(value: int, unit: str) -> str:
     return f"{value:,} B"
 
 
-def _figures(stats: IngestStats) -> dict[str, int]:
-    return {
-        "accepted": stats.accepted,
-        "duplicates": stats.duplicates,
-        "stale": stats.stale,
-        "skipped": stats.skipped,
-        "quarantined": stats.quarantined,
-    }
-
-
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
     return {
         "name": outcome.name,
         "kind": outcome.kind,
-        **_figures(outcome.stats),
+        **figures(outcome.stats),
         "skipped_by_reason": dict(outcome.stats.skipped_by_reason),
         "failure": outcome.failure,
     }

@@ -353,11 +353,11 @@ class PostgresCapture:
                 snap.rollback()
             cur.execute("SELECT pg_copy_logical_replication_slot(%s, %s, false)", (temporary, slot))
         log.info(
-            "postgres source %s: snapshot of %d tables at %s: %d records in %.1f s; slot %s "
+            "postgres source %s: snapshot at %s of %d table(s): %d records in %.1f s; slot %s "
             "created",
             self.name,
-            len(tables),
             point_text,
+            len(tables),
             total.lines,
             time.monotonic() - started,
             slot,
@@ -556,7 +556,7 @@ class PostgresCapture:
             if not publication:
                 warnings.append(f"publication {settings.publication!r} does not exist yet")
             warnings.append(
-                f"replication slot {slot!r} does not exist: `tidings consume {self.name}` "
+                f"replication slot {slot!r} does not exist: `tidings consume --source {self.name}` "
                 "creates it, after a snapshot of the tables"
             )
             return SourceStatus(
