@@ -21,6 +21,9 @@ from tidings.cli import app
 BAD: dict[str, list[str]] = {
     "init": ["init", "no-such-folder/tidings.toml"],
     "ingest": ["ingest", "missing.jsonl"],
+    "consume": ["consume", "--source", "nope"],
+    "source": ["source"],
+    "source status": ["source", "status", "--source", "nope"],
     "preview": ["preview", "--at", "yesterday"],
     "close": ["close", "--at", "2025-13-45"],
     "explain": ["explain", "tcs", "Nope", "1"],

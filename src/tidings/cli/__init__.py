@@ -38,7 +38,7 @@ net change, and sends each person one digest per channel (email, SMS, in-app inb
 The usual sequence:
   tidings init                write a commented ./{DEFAULT_PATH}
   tidings ingest FILE...      store change events (JSON Lines; - reads stdin)
-  tidings consume             or read them live: Kafka topics, PostgreSQL replication
+  tidings consume             or read them live from Kafka or PostgreSQL
   tidings preview             what closing the window would tell whom
   tidings close               fold the window and write the digests
   tidings dispatch --once     send what is due

@@ -32,7 +32,6 @@ log = logging.getLogger("tidings.capture")
 
 source_app = typer.Typer(
     help="Live sources ([sources.kafka.NAME], [sources.postgres.NAME]): where each one is.",
-    no_args_is_help=True,
     rich_markup_mode=None,
 )
 
@@ -172,14 +171,9 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 
 def _status_json(s: SourceStatus) -> dict[str, Any]:
+    shown = ("name", "kind", "reachable", "position", "lag", "lag_unit", "retained_bytes")
     return {
-        "name": s.name,
-        "kind": s.kind,
-        "reachable": s.reachable,
-        "position": s.position,
-        "lag": s.lag,
-        "lag_unit": s.lag_unit,
-        "retained_bytes": s.retained_bytes,
+        **{key: getattr(s, key) for key in shown},
         "warnings": list(s.warnings),
         "detail": dict(s.detail),
     }
