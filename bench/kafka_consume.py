@@ -308,7 +308,7 @@ def phase_kafka(config: Path) -> dict[str, float]:
     from tidings.capture import captures
 
     with Tidings.open(config) as app:
-        (capture,) = captures(app.config, app.ingest_lines, os.environ, ["bench"])
+        (capture,) = captures(app.config, app.ingest_batch, os.environ, ["bench"])
         first: list[float] = []
         started = time.perf_counter()
         stats = capture.run(

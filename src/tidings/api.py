@@ -21,7 +21,7 @@ from tidings.delivery import Delivery
 from tidings.errors import ConfigError, InputError, StoreMissing
 from tidings.explain import Explanation, explain
 from tidings.ingest import Ingestor, Line, Rejection, Validated, Validator
-from tidings.ingest.validate import Prepared, prepared
+from tidings.ingest.validate import Prepared, prepared, validate_batch
 from tidings.ledger.current import current_records
 from tidings.model import ChangeEvent, CloseResult, EntityRef, IngestStats, Skip
 from tidings.notices.composer import NoticeStats
@@ -134,6 +134,12 @@ class Tidings:
     ) -> IngestStats:
         """``detail``: the stats say what became of each line too (``IngestStats.outcomes``)."""
         return self._ingestor.ingest(lines, fmt, on_batch, detail=detail)
+
+    def ingest_batch(self, lines: Iterable[Line], fmt: Format = Format.AUTO) -> IngestStats:
+        """Ingest ``lines`` in one transaction, in this process: a live source's batch, which
+        holds whole database transactions that must never be stored in part. Returns once
+        committed."""
+        return self._ingestor.write(validate_batch(Validator(self.config, fmt), list(lines)))
 
     def ingest_files(
         self,

@@ -87,6 +87,9 @@ class KafkaSource(_Frozen):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     properties: dict[str, str] = Field(default_factory=dict)
+    # librdkafka settings whose values are secrets, each read from the environment variable
+    # named here (``"sasl.oauthbearer.client.secret" = "KAFKA_CLIENT_SECRET"``).
+    properties_env: dict[str, str] = Field(default_factory=dict)
 
 
 class PostgresSource(_Frozen):

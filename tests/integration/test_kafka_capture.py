@@ -82,7 +82,7 @@ def _config(tmp_path: Path, fields: dict[str, Any], **kafka: Any) -> dict[str, A
 def _app(raw: dict[str, Any]) -> tuple[Tidings, KafkaCapture]:
     config = parse_config(raw)
     app = Tidings(config, clock=FakeClock(SECOND_CLOSE))
-    (capture,) = captures(config, app.ingest_lines, os.environ)
+    (capture,) = captures(config, app.ingest_batch, os.environ)
     assert isinstance(capture, KafkaCapture)
     return app, capture
 
@@ -173,6 +173,15 @@ def test_a_missing_secret_names_the_variable_never_a_value() -> None:
     [
         ({"properties": {"enable.auto.commit": "true"}}, "properties.enable.auto.commit"),
         ({"properties": {"sasl.password": "inline"}}, "properties.sasl.password"),
+        (
+            {"properties": {"sasl.oauthbearer.client.secret": "inline"}},
+            "properties.sasl.oauthbearer.client.secret",
+        ),
+        ({"properties": {"ssl.key.pem": "inline"}}, "properties.ssl.key.pem"),
+        (
+            {"properties_env": {"sasl.oauthbearer.client.secret": "UNSET"}},
+            "properties_env.sasl.oauthbearer.client.secret",
+        ),
         ({"sasl_mechanism": "PLAIN", "sasl_username": "u"}, "security_protocol"),
         ({"ssl_ca_location": "/ca.pem"}, "security_protocol"),
     ],
@@ -184,6 +193,12 @@ def test_settings_that_would_break_a_guarantee_or_leak_a_secret_are_refused(
         consumer_properties("cdc", _settings(**extra), {})
     assert f"sources.kafka.cdc.{key}" in [k for k, _ in caught.value.problems]
     assert "inline" not in str(caught.value)
+
+
+def test_other_secret_settings_come_from_the_environment() -> None:
+    settings = _settings(properties_env={"sasl.oauthbearer.client.secret": "KAFKA_SECRET"})
+    props = consumer_properties("cdc", settings, {"KAFKA_SECRET": "from-env"})
+    assert props["sasl.oauthbearer.client.secret"] == "from-env"
 
 
 # Real feeds through a real broker.

@@ -27,7 +27,8 @@ from tidings.model import IngestStats
 from tidings.sources import Format
 
 Ingest = Callable[[Iterable[Line], Format], IngestStats]
-"""Store lines in Tidings and return only once they are committed (``Tidings.ingest_lines``)."""
+"""Store lines in Tidings in one transaction and return once it is committed
+(``Tidings.ingest_batch``)."""
 
 Kind = Literal["kafka", "postgres"]
 

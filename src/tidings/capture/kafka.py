@@ -15,6 +15,7 @@ follows each delete on a compacted topic) is not an event: counted as skipped.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from threading import Event
@@ -45,6 +46,10 @@ _MANAGED = frozenset(
 )
 # Secrets have ``*_env`` settings; written into the config file they would sit in plain text.
 _SECRETS = {"sasl.password": "sasl_password_env", "ssl.key.password": "ssl_key_password_env"}
+
+# Any other librdkafka setting that holds a secret (OAuth client secrets, keystore passwords,
+# PEM keys): refused in ``properties``, accepted from the environment in ``properties_env``.
+_SECRET_NAME = re.compile(r"password|secret|\.pem$|jaas\.config")
 
 # Errors no retry can mend: the broker refuses who we are or what we ask for.
 _REFUSED = frozenset(
@@ -151,6 +156,16 @@ def consumer_properties(
             )
         else:
             props[prop] = value
+    for prop, env_name in settings.properties_env.items():
+        value = environ.get(env_name)
+        if prop in _MANAGED:
+            problems.append((f"{key}.properties_env.{prop}", "Tidings sets this itself"))
+        elif not value:
+            problems.append(
+                (f"{key}.properties_env.{prop}", f"environment variable {env_name} is not set")
+            )
+        else:
+            props[prop] = value
     for prop, value in settings.properties.items():
         if prop in _MANAGED:
             problems.append(
@@ -163,6 +178,14 @@ def consumer_properties(
         elif prop in _SECRETS:
             problems.append(
                 (f"{key}.properties.{prop}", f"keep secrets out of the file: use {_SECRETS[prop]}")
+            )
+        elif _SECRET_NAME.search(prop):
+            problems.append(
+                (
+                    f"{key}.properties.{prop}",
+                    "keep secrets out of the file: name the environment variable holding it "
+                    f'in properties_env ("{prop}" = "VARIABLE")',
+                )
             )
         else:
             props[prop] = value
@@ -253,6 +276,15 @@ class KafkaCapture:
                 assignment = {(tp.topic, tp.partition) for tp in consumer.assignment()}
                 if assignment and assignment <= at_end:
                     break
+                if assignment and time.monotonic() - quiet_since > _IDLE_PATIENCE_S:
+                    # Nothing arrives, yet a partition never says it reached its end: its
+                    # leader is unavailable, say. Reading until idle would never finish.
+                    waiting = sorted(_where(t, p) for t, p in assignment - at_end)
+                    raise SourceError(
+                        f"kafka source {self.name!r}: {', '.join(waiting)} sent nothing and did "
+                        f"not reach its end within {_IDLE_PATIENCE_S:.0f} s; check the topic's "
+                        f"partition leaders on {self.settings.bootstrap_servers}"
+                    )
                 if not assignment and time.monotonic() - quiet_since > _IDLE_PATIENCE_S:
                     raise SourceError(
                         f"kafka source {self.name!r}: no partition of "

@@ -74,7 +74,7 @@ def consume(
     only). Exits 1 when something was quarantined, 2 when a source failed."""
     start_logging(log_format, log_level)
     with open_app(config) as tidings:
-        found = captures(tidings.config, tidings.ingest_lines, os.environ, source or ())
+        found = captures(tidings.config, tidings.ingest_batch, os.environ, source or ())
         if not found:
             err.print(
                 "No live source is configured: add [sources.kafka.NAME] or "
@@ -126,7 +126,7 @@ def status(
     for PostgreSQL) and the WAL its replication slot holds back on the server. Exits 1 when
     any source has a warning (unreachable, falling behind, a slot retaining too much)."""
     with open_app(config, create=False) as tidings:
-        found = captures(tidings.config, tidings.ingest_lines, os.environ, source or ())
+        found = captures(tidings.config, tidings.ingest_batch, os.environ, source or ())
         statuses = [c.status() for c in found]
     if as_json:
         print_json([_status_json(s) for s in statuses])

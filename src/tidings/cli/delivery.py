@@ -195,7 +195,7 @@ async def run_service(
     jobs = service_jobs(tidings, on_close=on_close)
     first = tidings.first_close_due()
     # Live sources read beside the schedule, each in its own thread, stopped with the service.
-    live = captures(tidings.config, tidings.ingest_lines, os.environ)
+    live = captures(tidings.config, tidings.ingest_batch, os.environ)
     live_stop = threading.Event()
     log.info(
         announce,
