@@ -66,7 +66,7 @@ def phase_capture(config: Path) -> dict[str, float]:
     from tidings.capture import captures
 
     with Tidings.open(config) as app:
-        [capture] = captures(app.config, app.ingest_lines, {})
+        [capture] = captures(app.config, app.ingest_batch, {})
         started = time.perf_counter()
         stats = capture.run(threading.Event(), until_idle=True)
         seconds = time.perf_counter() - started
