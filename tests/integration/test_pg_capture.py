@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
@@ -77,12 +78,18 @@ class Source:
     def lsn(self) -> str:
         return str(self.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])
 
-    def config(self, *, tables: tuple[str, ...] = ("placement",), **source: Any) -> dict[str, Any]:
+    def config(
+        self,
+        *,
+        tables: tuple[str, ...] = ("placement",),
+        fields: dict[str, str] | None = None,
+        **source: Any,
+    ) -> dict[str, Any]:
         return {
             "timezone": "Europe/London",
             "store": {"url": f"sqlite:///{self.tmp_path / 'tidings.db'}"},
             "entities": {
-                "placement": {"key": "id", "recipient": "id", "fields": FIELDS},
+                "placement": {"key": "id", "recipient": "id", "fields": fields or FIELDS},
                 "staff": {"key": "id", "recipient": "id", "fields": FIELDS},
             },
             "sources": {
@@ -100,7 +107,7 @@ class Source:
     def app(self, **source: Any) -> tuple[Tidings, PostgresCapture]:
         config = parse_config(self.config(**source))
         app = Tidings(config, clock=FakeClock(datetime.now(UTC) + timedelta(days=2)))
-        [capture] = captures(config, app.ingest_lines, {"HR_DB_URL": self.url})
+        [capture] = captures(config, app.ingest_batch, {"HR_DB_URL": self.url})
         assert isinstance(capture, PostgresCapture)
         return app, capture
 
@@ -361,6 +368,103 @@ def test_status_reports_position_lag_and_retained_wal(source: Source, logical_se
     assert "s3cret" not in repr(status)
 
 
+def _field_changes(app: Tidings, hours: int) -> list[dict[str, Any]]:
+    digests = app.close(datetime.now(UTC) + timedelta(hours=hours)).to_json()["digests"]
+    return [change["fields"] for digest in digests for change in digest["changes"]]
+
+
+def test_generated_and_unpublished_columns_are_not_snapshot(source: Source) -> None:
+    # pgoutput sends no generated column (before PostgreSQL 18), nor one a publication's
+    # column list leaves out: the load must not carry them either, or the first streamed
+    # upsert of the row would report them as removed.
+    if source.sql("SELECT current_setting('server_version_num')::int")[0][0] < 150000:
+        pytest.skip("publication column lists need PostgreSQL 15")
+    source.sql(
+        "CREATE TABLE placement (id int PRIMARY KEY, site text, wte numeric(4,2), notes text,"
+        " label text GENERATED ALWAYS AS (site || '!') STORED)"
+    )
+    source.sql("INSERT INTO placement (id, site, wte, notes) VALUES (1, 'York', 1, 'a')")
+    source.sql("CREATE PUBLICATION tidings FOR TABLE placement (id, site, wte)")
+    app, capture = source.app()
+    assert capture.run(threading.Event(), until_idle=True).accepted == 1
+    assert source.records(app) == {"1": {"id": 1, "site": "York", "wte": "1"}}
+    source.sql("UPDATE placement SET wte = 0.5 WHERE id = 1")
+    capture.run(threading.Event(), until_idle=True)
+    assert _field_changes(app, 10) == [{"wte": {"before": "1", "after": "0.5"}}]
+
+
+def test_a_partitioned_table_is_read_under_its_own_name(source: Source) -> None:
+    source.sql(TABLE.format(name="placement") + " PARTITION BY RANGE (id)")
+    source.sql("CREATE TABLE placement_low PARTITION OF placement FOR VALUES FROM (0) TO (100)")
+    source.sql("CREATE TABLE placement_high PARTITION OF placement FOR VALUES FROM (100) TO (999)")
+    _fill(source, 3)
+    source.sql("CREATE PUBLICATION tidings FOR TABLE placement")  # names the partitions
+    app, capture = source.app()
+    with pytest.raises(
+        SourceError,
+        match=r"ALTER PUBLICATION tidings SET \(publish_via_partition_root = true\)",
+    ):
+        capture.run(threading.Event(), until_idle=True)
+    assert _slot(source) is None
+    source.sql("DROP PUBLICATION tidings")  # Tidings creates it as it needs it
+    assert capture.run(threading.Event(), until_idle=True).accepted == 3
+    source.sql("INSERT INTO placement (id, site) VALUES (150, 'Leeds')")
+    source.sql("UPDATE placement SET site = 'Hull' WHERE id = 2")
+    source.sql("DELETE FROM placement WHERE id = 3")
+    assert capture.run(threading.Event(), until_idle=True).accepted == 3
+    records = source.records(app)
+    assert records == source.rows()
+    assert sorted(records, key=int) == ["1", "2", "150"]
+
+
+def test_a_stop_during_a_table_ends_the_snapshot_after_that_batch(source: Source) -> None:
+    source.sql(TABLE.format(name="placement"))
+    _fill(source, 300)
+    app, capture = source.app(batch_size=50)
+    stop = threading.Event()
+    batches: list[int] = []
+
+    def stop_now(stats: IngestStats) -> None:
+        batches.append(stats.accepted)
+        stop.set()
+
+    capture.run(stop, on_batch=stop_now)
+    assert batches == [50]  # not the rest of the table
+    assert _slot(source) is None  # not finished: the next start takes the snapshot again
+    assert capture.run(threading.Event(), until_idle=True).accepted == 300
+    assert source.records(app) == source.rows()
+
+
+def test_a_rejected_change_is_quarantined_saying_where_it_came_from(source: Source) -> None:
+    source.sql(TABLE.format(name="placement"))
+    source.sql("INSERT INTO placement (id, notes) VALUES (1, '10'), (2, 'x'), (3, '30')")
+    app, capture = source.app(fields={**FIELDS, "notes": "int"})
+    stats = capture.run(threading.Event(), until_idle=True)
+    assert (stats.accepted, stats.quarantined) == (2, 1)
+    with source.conn.transaction():
+        source.sql("UPDATE placement SET notes = 'y' WHERE id = 1")
+        source.sql("UPDATE placement SET site = 'Hull' WHERE id = 3")
+    stats = capture.run(threading.Event(), until_idle=True)
+    assert (stats.accepted, stats.quarantined) == (1, 1)
+
+    with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        stored = {str(o): str(op) for o, op in conn.execute(text("SELECT origin, op FROM events"))}
+        load_id = conn.execute(
+            text("SELECT id FROM events WHERE key = '1' AND op = 'load'")
+        ).scalar_one()
+    point = load_id.split(":")[3]  # pg:<slot>:load:<P>:placement:1
+    with app.store.read() as tx:
+        quarantined = {(e.origin, e.line) for e in tx.quarantine.entries(None, 10, None)}
+    [commit] = {o.rsplit(":", 1)[0] for o, op in stored.items() if op != "load"}
+    assert re.fullmatch(r"postgres:hr/[0-9A-F]+/[0-9A-F]+", commit)  # the commit's LSN
+    snapshot = f"postgres:hr/snapshot@{point}"
+    # Each change numbered within its snapshot or transaction: row 2 of the snapshot, the
+    # first change of the transaction.
+    assert quarantined == {(snapshot, 2), (commit, 1)}
+    assert set(stored) == {f"{snapshot}:1", f"{snapshot}:3", f"{commit}:2"}
+    assert set(source.records(app)) == {"1", "3"}
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -379,9 +483,18 @@ def test_set_up_refusals_name_the_problem(source: Source) -> None:
     source.sql("ALTER TABLE placement REPLICA IDENTITY FULL")
     source.sql("CREATE TABLE other (id int PRIMARY KEY)")
     source.sql("CREATE PUBLICATION tidings FOR TABLE other")
-    with pytest.raises(SourceError, match=r"does not publish public\.placement"):
+    with pytest.raises(SourceError, match=r"does not publish public\.placement") as refused:
         capture.run(threading.Event(), until_idle=True)
+    assert "no baseline" not in str(refused.value)
     assert _slot(source) is None
+    # A table added to ``tables`` once the slot exists gets no snapshot: the refusal says so.
+    source.sql("ALTER PUBLICATION tidings ADD TABLE placement")
+    capture.run(threading.Event(), until_idle=True)
+    source.sql("CREATE TABLE person (id int PRIMARY KEY)")
+    _, later = source.app(tables=("placement", "person"), entities={"person": "staff"})
+    with pytest.raises(SourceError, match=r"does not publish public\.person") as refused:
+        later.run(threading.Event(), until_idle=True)
+    assert "rows untouched since will have no baseline until loaded" in str(refused.value)
 
 
 # --------------------------------------------------------------------------- crash safety

@@ -1,8 +1,10 @@
 """A PostgreSQL database as a live source: a consistent snapshot, then logical replication.
 
 Set-up, on every start: the configured tables are checked (they exist, have the entity's key
-column, and a replica identity that lets a delete name its row), the publication is created
-if missing (``FOR TABLE ...``, inserts, updates and deletes), and the slot is looked up.
+column, and a replica identity that lets a delete name its row), the slot is looked up, and
+the publication is created if missing (``FOR TABLE ...``, inserts, updates and deletes, and
+``publish_via_partition_root`` so that a partitioned table's changes come under its own name;
+an existing publication without it is refused when a configured table is partitioned).
 
 **The snapshot, and why a crash during it is safe.** The replication slot (``slot``) is
 created only once the snapshot is complete, and its existence is the durable mark that it
@@ -12,10 +14,14 @@ is:
    pgoutput EXPORT_SNAPSHOT`` gives a position P and a snapshot of the database exactly at P.
    That connection then stays idle, which keeps the snapshot (and the temporary slot) alive.
 2. On a normal connection, ``BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT``
-   reads every table as it was at P: ``load`` events with ``seq`` = P, ingested in batches.
+   reads every table as it was at P: ``load`` events with ``seq`` = P - 1 (a transaction
+   streamed later may commit exactly at P), ingested in batches. Only the columns that
+   pgoutput sends are read (no generated columns, nor those a publication's column list
+   leaves out), so a load and a streamed change of a row carry the same fields. A stop is
+   honoured after any batch; the permanent slot is then not made (step 3).
 3. ``pg_copy_logical_replication_slot('<slot>_snapshot', '<slot>', false)`` makes the
    permanent slot, starting exactly at P (the copy keeps the source slot's confirmed
-   position): streaming from it gives every transaction committed after P, none before, so
+   position): streaming from it gives every transaction committed from P on, none before, so
    there is no gap and no overlap.
 
 A crash before step 3 loses the temporary slot with its connection; the permanent slot does
@@ -28,8 +34,10 @@ written to the source database but the publication.
 (``changes.Assembler``): each transaction's events share ``seq`` = its commit LSN, so any
 streamed change wins over the snapshot and over earlier transactions. Whole transactions are
 gathered up to ``batch_size`` changes (or until the stream is idle for a moment) and handed to
-ingest as native-format lines; only once ingest has returned (Tidings has committed) is the
-slot told, with the batch's last commit end position, that the server may forget them. A
+ingest as native-format lines (their origin ``postgres:NAME/<commit LSN>``, or
+``postgres:NAME/snapshot@P`` for the snapshot, each numbered from 1 within it, is what a
+quarantine entry shows); only once ingest has returned (Tidings has committed) is the slot
+told, with the batch's last commit end position, that the server may forget them. A
 crash before that re-reads the batch: event ids come from WAL positions, so ingest finds
 duplicates, never gaps.
 
@@ -69,12 +77,13 @@ from psycopg2 import sql
 
 from tidings.capture import Ingest, Kind, SourceStatus
 from tidings.capture.postgres import catalog
-from tidings.capture.postgres.changes import Assembler, Event, Loader, Table
+from tidings.capture.postgres.changes import Assembler, Loader, Table
 from tidings.capture.postgres.pgoutput import (
     Begin,
     Commit,
     Relation,
     decode,
+    lsn_text,
     parse_lsn,
 )
 from tidings.config import Config
@@ -126,8 +135,9 @@ class PostgresCapture:
         self._ingest = ingest
         self._environ = environ
         self._where = f"sources.postgres.{name}"
-        self._origin = f"postgres:{name}"
-        self._numbers = itertools.count(1)
+        # Quarantined lines say where they came from: postgres:NAME/<commit LSN>, or
+        # postgres:NAME/snapshot@<LSN>, and the change's place in it (within 300 characters).
+        self._origin = f"postgres:{name[:200]}"
         problems: list[tuple[str, str]] = []
         for what, slot_name in (("slot", settings.slot),):
             if not _SLOT_NAME.fullmatch(slot_name) or len(slot_name) > 63 - len(_SNAPSHOT_SUFFIX):
@@ -229,8 +239,8 @@ class PostgresCapture:
                 if until_idle:
                     cur.execute("SELECT pg_current_wal_insert_lsn()::text")
                     target = parse_lsn(cur.fetchone()[0])
-                tables = self._prepare(cur)
                 slot = catalog.slot_info(cur, self.settings.slot)
+                tables = self._prepare(cur, established=slot is not None)
                 if slot is None:
                     if self.settings.snapshot:
                         total += self._snapshot(dsn, cur, tables, stop, on_batch)
@@ -247,10 +257,17 @@ class PostgresCapture:
                 "the last confirmed position)"
             ) from None
 
-    def _prepare(self, cur: Any) -> tuple[Table, ...]:
+    def _prepare(self, cur: Any, *, established: bool) -> tuple[Table, ...]:
         info = catalog.describe_tables(cur, self.tables)
         catalog.check_tables(self.tables, info)
-        others = catalog.ensure_publication(cur, self.settings.publication, self.tables)
+        publication = self.settings.publication
+        others = catalog.ensure_publication(
+            cur,
+            publication,
+            self.tables,
+            partitioned=[t for t in self.tables if info[(t.schema, t.name)].kind == "p"],
+            established=established,
+        )
         if others:
             log.warning(
                 "postgres source %s: publication %s also publishes %s; their changes are ignored",
@@ -264,7 +281,7 @@ class PostgresCapture:
                 t.name,
                 t.entity,
                 t.key,
-                tuple(n for n, _ in info[(t.schema, t.name)].columns),
+                catalog.published_columns(cur, publication, t, info[(t.schema, t.name)]),
                 t.declared,
             )
             for t in self.tables
@@ -346,10 +363,11 @@ class PostgresCapture:
                 scur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
                 scur.execute("SELECT now()")
                 at = scur.fetchone()[0].isoformat()
+                origin = (f"{self._origin}/snapshot@{point_text}", itertools.count(1))
                 for number, table in enumerate(tables):
-                    total += self._load(snap, number, table, point, at, on_batch)
+                    total += self._load(snap, number, table, point, at, origin, stop, on_batch)
                     if stop.is_set():
-                        return total
+                        return total  # no permanent slot: the next start takes it again
                 snap.rollback()
             cur.execute("SELECT pg_copy_logical_replication_slot(%s, %s, false)", (temporary, slot))
         log.info(
@@ -371,6 +389,8 @@ class PostgresCapture:
         table: Table,
         point: int,
         at: str,
+        origin: tuple[str, Iterator[int]],
+        stop: StopEvent,
         on_batch: Callable[[IngestStats], None] | None,
     ) -> IngestStats:
         cur = snap.cursor()
@@ -379,7 +399,9 @@ class PostgresCapture:
             " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             (sql.Identifier(table.schema, table.name).as_string(snap),),
         )
-        columns = [(str(n), int(t)) for n, t in cur.fetchall()]
+        # Only the columns its changes carry (not generated ones, nor those a publication's
+        # column list leaves out): a streamed upsert would otherwise drop them as changed.
+        columns = [(str(n), int(t)) for n, t in cur.fetchall() if n in table.columns]
         # Every column as the server's text output, the form pgoutput sends too, so a
         # snapshot row and a streamed change of it read alike.
         as_text = psycopg2.extensions.new_type(
@@ -396,13 +418,17 @@ class PostgresCapture:
             )
         )
         total = IngestStats()
-        batch: list[Event] = []
+        where, numbers = origin
+        dumps = orjson.dumps
+        batch: list[Line] = []
         for row in rows:
-            batch.append(loader.event(row))
+            batch.append(Line(where, next(numbers), dumps(loader.event(row))))
             if len(batch) >= self.settings.batch_size:
                 total += self._send(batch, on_batch)
                 batch = []
-        if batch:
+                if stop.is_set():
+                    break  # the snapshot is not finished: the next start takes it again
+        if batch and not stop.is_set():
             total += self._send(batch, on_batch)
         rows.close()
         return total
@@ -410,11 +436,9 @@ class PostgresCapture:
     # ------------------------------------------------------------------ streaming
 
     def _send(
-        self, events: Sequence[Event], on_batch: Callable[[IngestStats], None] | None
+        self, lines: Sequence[Line], on_batch: Callable[[IngestStats], None] | None
     ) -> IngestStats:
-        """Ingest events as native lines; returns once Tidings has committed them."""
-        origin, numbers, dumps = self._origin, self._numbers, orjson.dumps
-        lines = [Line(origin, next(numbers), dumps(event)) for event in events]
+        """Ingest native lines; returns once Tidings has committed them."""
         stats = self._ingest(lines, Format.NATIVE)
         if on_batch is not None:
             on_batch(stats)
@@ -454,7 +478,7 @@ class PostgresCapture:
                     f"postgres source {self.name}: slot {settings.slot!r} is being read by "
                     "another process; run one consumer per source"
                 ) from None
-            waiting: list[Event] = []  # complete transactions, not yet ingested
+            waiting: list[Line] = []  # complete transactions, not yet ingested
             waiting_changes = 0
             waiting_end = 0  # end of the last complete transaction received
             waiting_since = 0.0
@@ -482,7 +506,11 @@ class PostgresCapture:
                         assert isinstance(decoded, Commit)
                         if waiting_end <= confirmed:
                             waiting_since = time.monotonic()
-                        waiting.extend(events)
+                        where = f"{self._origin}/{lsn_text(decoded.commit_lsn)}"
+                        waiting.extend(
+                            Line(where, number, orjson.dumps(event))
+                            for number, event in enumerate(events, 1)
+                        )
                         waiting_changes += len(events)
                         waiting_end = max(waiting_end, decoded.end_lsn)
                         if (

@@ -25,6 +25,7 @@ class TableInfo:
     identity: str  # pg_class.relreplident: d, n, f, i
     columns: tuple[tuple[str, int], ...]  # (name, type oid) in order
     identity_columns: frozenset[str]
+    generated: frozenset[str] = frozenset()  # GENERATED ALWAYS AS (...) STORED columns
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,17 @@ def describe_tables(cur: Any, tables: Sequence[Table]) -> dict[tuple[str, str], 
         return {}
     oids = [oid for oid, _, _ in found.values()]
     cur.execute(
-        "SELECT attrelid, attname, atttypid FROM pg_attribute"
+        "SELECT attrelid, attname, atttypid, attgenerated <> '' FROM pg_attribute"
         " WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 AND NOT attisdropped"
         " ORDER BY attrelid, attnum",
         (oids,),
     )
     columns: dict[int, list[tuple[str, int]]] = {}
-    for relid, name, type_oid in cur.fetchall():
+    generated: dict[int, set[str]] = {}
+    for relid, name, type_oid, is_generated in cur.fetchall():
         columns.setdefault(int(relid), []).append((str(name), int(type_oid)))
+        if is_generated:
+            generated.setdefault(int(relid), set()).add(str(name))
     # The columns a delete (and a key-changing update) carries under DEFAULT or INDEX identity.
     cur.execute(
         "SELECT i.indrelid, a.attname FROM pg_index i"
@@ -84,6 +88,7 @@ def describe_tables(cur: Any, tables: Sequence[Table]) -> dict[tuple[str, str], 
             ident_kind,
             tuple(columns.get(oid, ())),
             frozenset(identity.get(oid, ())),
+            frozenset(generated.get(oid, ())),
         )
         for ident, (oid, kind, ident_kind) in found.items()
     }
@@ -133,20 +138,42 @@ def _table_list(tables: Sequence[Table]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
 
 
-def ensure_publication(cur: Any, publication: str, tables: Sequence[Table]) -> list[str]:
+def server_version(cur: Any) -> int:
+    """``server_version_num``: 150004 for 15.4."""
+    cur.execute("SELECT current_setting('server_version_num')::int")
+    return int(cur.fetchone()[0])
+
+
+def ensure_publication(
+    cur: Any,
+    publication: str,
+    tables: Sequence[Table],
+    *,
+    partitioned: Sequence[Table] = (),
+    established: bool = False,
+) -> list[str]:
     """Create the publication if missing; refuse one that lacks a configured table or does
-    not publish inserts, updates and deletes. Returns the other tables it publishes (their
-    changes will be ignored), for a warning."""
+    not publish inserts, updates and deletes, or that names the partitions of a partitioned
+    table (``partitioned``) rather than the table. Returns the other tables it publishes
+    (their changes will be ignored), for a warning. ``established``: the slot exists, so a
+    table the publication lacks would get no snapshot once added."""
+    version = server_version(cur)
     cur.execute(
-        "SELECT puballtables, pubinsert, pubupdate, pubdelete FROM pg_publication"
-        " WHERE pubname = %s",
+        "SELECT puballtables, pubinsert, pubupdate, pubdelete,"
+        f" {'pubviaroot' if version >= 130000 else 'false'}"
+        " FROM pg_publication WHERE pubname = %s",
         (publication,),
     )
     row = cur.fetchone()
     if row is None:
-        statement = sql.SQL(
-            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, update, delete')"
-        ).format(sql.Identifier(publication), _table_list(tables))
+        # Changes to a partition are published as changes to its partitioned table (the
+        # configured one); for a plain table the option changes nothing (PostgreSQL 13+).
+        options = "publish = 'insert, update, delete'"
+        if version >= 130000:
+            options += ", publish_via_partition_root = true"
+        statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH (" + options + ")").format(
+            sql.Identifier(publication), _table_list(tables)
+        )
         try:
             cur.execute(statement)
         except psycopg2.errors.DuplicateObject:
@@ -159,12 +186,21 @@ def ensure_publication(cur: Any, publication: str, tables: Sequence[Table]) -> l
             ) from None
         else:
             return []
-        return ensure_publication(cur, publication, tables)
-    all_tables, inserts, updates, deletes = row
+        return ensure_publication(
+            cur, publication, tables, partitioned=partitioned, established=established
+        )
+    all_tables, inserts, updates, deletes, via_root = row
     if not (inserts and updates and deletes):
         raise SourceError(
             f"publication {publication!r} does not publish all of insert, update and delete; "
             f"run ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete')"
+        )
+    if partitioned and not via_root:
+        raise SourceError(
+            f"publication {publication!r} publishes the changes of partitioned table(s) "
+            f"{', '.join(t.qualified for t in partitioned)} under their partitions' names, "
+            f"which match no configured table; run ALTER PUBLICATION {publication} SET "
+            "(publish_via_partition_root = true)"
         )
     cur.execute(
         "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
@@ -174,10 +210,18 @@ def ensure_publication(cur: Any, publication: str, tables: Sequence[Table]) -> l
     missing = [t for t in tables if (t.schema, t.name) not in published]
     if missing:
         add = _table_list(missing).as_string(cur.connection)
+        names = ", ".join(t.qualified for t in missing)
         raise SourceError(
-            f"publication {publication!r} exists but does not publish "
-            f"{', '.join(t.qualified for t in missing)}; add them (ALTER PUBLICATION "
-            f"{publication} ADD TABLE {add}) or set another publication name"
+            f"publication {publication!r} exists but does not publish {names}; add them "
+            f"(ALTER PUBLICATION {publication} ADD TABLE {add}) or set another publication "
+            "name"
+            + (
+                ". The slot already exists, so they get no snapshot: their rows untouched "
+                "since will have no baseline until loaded (ingest a `load` export of "
+                f"{names}, see the README)"
+                if established
+                else ""
+            )
         )
     if all_tables:
         return ["(all tables)"] if len(published) > len(tables) else []
@@ -185,10 +229,41 @@ def ensure_publication(cur: Any, publication: str, tables: Sequence[Table]) -> l
     return sorted(f"{s}.{t}" for s, t in published - wanted)
 
 
+def published_columns(cur: Any, publication: str, table: Table, info: TableInfo) -> tuple[str, ...]:
+    """The columns of ``table`` that its changes carry, in table order: a publication's
+    column list (PostgreSQL 15+) may leave some out, and before PostgreSQL 18 generated
+    columns are never sent. A snapshot reads these only, so that a load and a streamed
+    change of the same row have the same fields."""
+    if server_version(cur) >= 150000:
+        cur.execute(
+            "SELECT attnames::text[] FROM pg_publication_tables"
+            " WHERE pubname = %s AND schemaname = %s AND tablename = %s",
+            (publication, table.schema, table.name),
+        )
+        row = cur.fetchone()
+        sent = set(row[0]) if row is not None and row[0] is not None else None
+    else:
+        sent = None
+    if sent is None:
+        sent = {name for name, _ in info.columns} - info.generated
+    names = tuple(name for name, _ in info.columns if name in sent)
+    if table.key not in names:
+        why = (
+            "a generated column"
+            if table.key in info.generated
+            else f"left out of publication {publication!r}'s column list"
+        )
+        raise SourceError(
+            f"table {table.qualified}: its column {table.key!r}, the key of entity "
+            f"{table.entity}, is {why}, so its changes do not carry it; key the entity on "
+            "another column or publish it"
+        )
+    return names
+
+
 def slot_info(cur: Any, slot: str) -> SlotInfo | None:
     """The slot as ``pg_replication_slots`` shows it, with lag and retained WAL in bytes."""
-    cur.execute("SELECT current_setting('server_version_num')::int")
-    version = int(cur.fetchone()[0])
+    version = server_version(cur)
     newer = "wal_status, safe_wal_size" if version >= 130000 else "NULL, NULL"
     since = "EXTRACT(EPOCH FROM now() - inactive_since)::float8" if version >= 170000 else "NULL"
     cur.execute(

@@ -5,7 +5,8 @@ Pure: no database, no I/O; warnings go to the ``warn`` callable it is given.
 - A transaction is atomic, so only each row's final state in it matters: its changes are
   collapsed per (table, key), and every event of the transaction gets ``seq`` = the commit's
   LSN and ``at`` = the commit time. Snapshot rows are ``load`` events with ``seq`` = the
-  snapshot's LSN, so every streamed change (committed after it) comes later.
+  snapshot's LSN less one: a transaction streamed from the slot commits at or after that
+  LSN (one may commit exactly at it), so every streamed change comes strictly later.
 - Event ids come from the WAL position (``pg:<slot>:<commit LSN>:<table>:<key>``), so reading
   a transaction again after a crash gives the same ids, which ingest finds as duplicates.
 - Values arrive as the server's text output; each is turned into a JSON value by its column's
@@ -377,7 +378,8 @@ def _key(value: Value) -> str | None:
 
 @dataclass(frozen=True)
 class Loader:
-    """Snapshot rows of one table as ``load`` events, all at the snapshot's position."""
+    """Snapshot rows of one table as ``load`` events, all at the snapshot's position
+    ``point``, with ``seq`` = ``point - 1`` (see the module docstring)."""
 
     source: str
     slot: str
@@ -385,7 +387,7 @@ class Loader:
     names: tuple[str, ...]
     readers: tuple[Reader | None, ...]
     key_index: int
-    seq: int
+    point: int
     at: str
 
     @classmethod
@@ -395,13 +397,13 @@ class Loader:
         slot: str,
         table: Table,
         columns: Iterable[tuple[str, int]],
-        seq: int,
+        point: int,
         at: str,
     ) -> Loader:
         pairs = list(columns)
         names = tuple(n for n, _ in pairs)
         readers = tuple(value_reader(t) for _, t in pairs)
-        return cls(source, slot, table, names, readers, names.index(table.key), seq, at)
+        return cls(source, slot, table, names, readers, names.index(table.key), point, at)
 
     def event(self, row: Sequence[str | None]) -> Event:
         data: dict[str, Any] = {}
@@ -409,12 +411,12 @@ class Loader:
             data[name] = value if value is None or reader is None else reader(value)
         key = row[self.key_index] or ""
         return {
-            "id": event_id(self.slot, f"load:{lsn_text(self.seq)}", self.table, key),
+            "id": event_id(self.slot, f"load:{lsn_text(self.point)}", self.table, key),
             "source": self.source,
             "entity": self.table.entity,
             "key": key,
             "op": "load",
-            "seq": self.seq,
+            "seq": self.point - 1,
             "at": self.at,
             "data": data,
         }
