@@ -15,13 +15,20 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeClock
+from tests.integration.test_real_feeds import (
+    DMS_FIELDS,
+    FIRST_CLOSE,
+    FIXTURES,
+    PG_FIELDS,
+    SECOND_CLOSE,
+    _changes,
+)
 from tests.kafkaserver import GROUP_PROPERTIES, create_topic, ensure_kafka, produce
 from tidings.api import Tidings
 from tidings.capture import captures
@@ -30,31 +37,6 @@ from tidings.config import parse_config
 from tidings.errors import ConfigError, SourceError
 from tidings.model import IngestStats
 from tidings.sourcespec import KafkaSource
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-FIRST_CLOSE = datetime(2026, 8, 1, 17, 0, tzinfo=UTC)
-SECOND_CLOSE = datetime(2026, 8, 2, 17, 0, tzinfo=UTC)
-PG_FIELDS = {
-    "trainee_id": "string",
-    "site": "string",
-    "date_from": "date",
-    "wte": "decimal",
-    "allowance": "decimal",
-    "confirmed_at": "datetime",
-    "updated_at": "datetime",
-    "starts_at": "string",
-    "on_call": "bool",
-    "notes": "string",
-}
-DMS_FIELDS = {
-    "trainee_id": "string",
-    "site": "string",
-    "date_from": "date",
-    "wte": "decimal",
-    "hours": "int",
-    "on_call": "bool",
-    "notes": "string",
-}
 
 
 @pytest.fixture(scope="session")
@@ -93,15 +75,6 @@ def _drain(capture: KafkaCapture) -> IngestStats:
 
 def _lines(path: Path) -> list[bytes]:
     return [line for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def _changes(app: Tidings, at: datetime) -> dict[tuple[str, str], dict[str, Any]]:
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for digest in app.close(at).to_json()["digests"]:
-        for change in digest["changes"]:
-            fields = {n: (v["before"], v["after"]) for n, v in change["fields"].items()}
-            out[(digest["recipient"], change["key"])] = {"kind": change["kind"], "fields": fields}
-    return out
 
 
 def _event_count(app: Tidings) -> int:

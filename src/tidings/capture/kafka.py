@@ -213,7 +213,7 @@ class KafkaCapture:
     ) -> None:
         self.name = name
         self.settings = settings
-        self._config = config
+        del config  # the format comes from the source's own settings
         self._ingest = ingest
         # Read now, so a missing secret fails start-up rather than the first poll.
         self._props = consumer_properties(name, settings, environ)

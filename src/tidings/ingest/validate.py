@@ -154,14 +154,14 @@ class Validator:
         return Rejection(line, self.format, outcome[0].id, None, reason)
 
     def validate_events(
-        self, line: Line, parsed: Any = _UNPARSED
+        self, line: Line, json: Any = _UNPARSED
     ) -> tuple[ChangeEvent, ...] | Rejection | Skip:
         """The line's events (two for a DMS key change), a rejection, or why it is
-        deliberately not an event (a Debezium tombstone, a DMS control record). ``parsed``:
-        the line's JSON, if the caller has read it already (and changed nothing in it)."""
+        deliberately not an event (a Debezium tombstone, a DMS control record). ``json``: the
+        line's JSON, if the caller has read it already (and changed nothing in it)."""
         fmt = self._fmt
         try:
-            record = orjson.loads(line.raw) if parsed is _UNPARSED else parsed
+            record = orjson.loads(line.raw) if json is _UNPARSED else json
         except orjson.JSONDecodeError as exc:
             where = _json_error(exc, line.raw)
             return Rejection(line, fmt.value, None, None, f"not valid JSON: {where}")
